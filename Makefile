@@ -1,0 +1,28 @@
+# Two commands do all the set-up: `make app` serves the app, `make test` runs every test.
+# Both create or update the project-local .venv first; a second run skips the install.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8866
+STAMP  := $(VENV)/.installed
+
+.PHONY: app test venv export
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==26.3
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+app: $(STAMP)
+	@echo "bear_app: open http://localhost:$(PORT)/ (Ctrl-C stops it)"
+	$(BIN)/voila nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+export: $(STAMP)
+	$(BIN)/nbdev-export

@@ -1,0 +1,3 @@
+"Shim for tools that still call setup.py; the project is configured in pyproject.toml."
+from setuptools import setup
+setup()
