@@ -12,4 +12,10 @@ d = { 'settings': { 'branch': 'main',
                                  'bear_app.config._ini': ('config.html#_ini', 'bear_app/config.py'),
                                  'bear_app.config.find_settings': ('config.html#find_settings', 'bear_app/config.py'),
                                  'bear_app.config.get_settings': ('config.html#get_settings', 'bear_app/config.py'),
-                                 'bear_app.config.read_settings': ('config.html#read_settings', 'bear_app/config.py')}}}
+                                 'bear_app.config.read_settings': ('config.html#read_settings', 'bear_app/config.py')},
+            'bear_app.images': { 'bear_app.images.ImageError': ('images.html#imageerror', 'bear_app/images.py'),
+                                 'bear_app.images._source': ('images.html#_source', 'bear_app/images.py'),
+                                 'bear_app.images._to_rgb': ('images.html#_to_rgb', 'bear_app/images.py'),
+                                 'bear_app.images.image_files': ('images.html#image_files', 'bear_app/images.py'),
+                                 'bear_app.images.is_image': ('images.html#is_image', 'bear_app/images.py'),
+                                 'bear_app.images.open_image': ('images.html#open_image', 'bear_app/images.py')}}}

@@ -5,22 +5,23 @@
 # %% auto #0
 __all__ = ['find_settings', 'Settings', 'read_settings', 'get_settings']
 
-# %% ../nbs/00_config.ipynb #696c5289
+# %% ../nbs/00_config.ipynb #cf39daf8
 import configparser, os
+import bear_app
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/00_config.ipynb #ad95e8ba
+# %% ../nbs/00_config.ipynb #9f28e450
 def find_settings(start:Path|None=None, # folder to search upwards from (default: the current folder)
                  )->Path:               # path of the settings.ini to use
     "Locate `settings.ini`: `$BEAR_SETTINGS`, then `start` and its parents, then the project holding this package."
     if os.environ.get('BEAR_SETTINGS'): return Path(os.environ['BEAR_SETTINGS'])
     start = Path(start or Path.cwd()).resolve()
-    for d in [start, *start.parents, Path(__file__).resolve().parent.parent]:
+    for d in [start, *start.parents, Path(bear_app.__file__).resolve().parent.parent]:
         if (d/'settings.ini').is_file() and (d/'settings.ini').read_text().find('[categories]') >= 0: return d/'settings.ini'
     raise FileNotFoundError(f"No settings.ini with a [categories] section in {start} or its parents; set BEAR_SETTINGS to its path")
 
-# %% ../nbs/00_config.ipynb #f03ccff2
+# %% ../nbs/00_config.ipynb #947112ae
 @dataclass
 class Settings:
     "The project's user-editable settings, read from `settings.ini`."
@@ -47,7 +48,7 @@ class Settings:
     @property
     def card_file(self): return self.models_path/f'{self.model_name}.json'
 
-# %% ../nbs/00_config.ipynb #579d5575
+# %% ../nbs/00_config.ipynb #65ea4e1a
 def _ini(path):
     cp = configparser.ConfigParser(inline_comment_prefixes=('#',))
     cp.optionxform = str  # keep the case of category names
@@ -75,7 +76,7 @@ def read_settings(path:Path|None=None, # settings.ini to read (default: `find_se
         small=env.get('BEAR_SMALL', '') not in ('', '0'))
     return s
 
-# %% ../nbs/00_config.ipynb #4530f273
+# %% ../nbs/00_config.ipynb #4b993253
 _cache = {}
 def get_settings()->Settings:
     "The project's `Settings` (read once per process and settings file)."
