@@ -8,7 +8,7 @@ __all__ = ['USER_AGENT', 'FIELDS', 'make_image', 'LoopbackHost', 'SearchUnavaila
            'BadImage', 'check_image', 'phash_file', 'phash_distance', 'near_duplicate_groups', 'read_manifest',
            'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items', 'main']
 
-# %% ../nbs/01_gather.ipynb #1bd5d47f
+# %% ../nbs/01_gather.ipynb #22bad30b
 import hashlib, http.client, json, os, random, re, socket, threading, time, urllib.parse, urllib.request, uuid, warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from .config import get_settings
 
-# %% ../nbs/01_gather.ipynb #1c68f432
+# %% ../nbs/01_gather.ipynb #ffd1cca3
 def make_image(seed:int,          # same seed, same picture
                size:int=96,       # width and height in pixels
                fmt:str='JPEG',    # PIL format to encode to
@@ -41,7 +41,7 @@ def make_image(seed:int,          # same seed, same picture
     b = BytesIO(); im.save(b, fmt, **({'quality': 85} if fmt == 'JPEG' else {}))
     return b.getvalue()
 
-# %% ../nbs/01_gather.ipynb #a026f3b0
+# %% ../nbs/01_gather.ipynb #6e8708b1
 def _near_copy(data:bytes)->bytes:
     "The same picture, slightly smaller and recompressed: a near-duplicate."
     im = Image.open(BytesIO(data)).convert('RGB')
@@ -65,7 +65,7 @@ class LoopbackHost:
         self.categories = categories or {'black': 'black bear', 'grizzly': 'grizzly bear', 'teddy': 'teddy bear'}
         self.n_good, self.bad, self.size, self.slow_s, self.oversize, self.seed = n_good, bad, size, slow_s, oversize, seed
         self.routes, self.expect, self.results = {}, {}, {c: [] for c in self.categories}
-        self.server = None
+        self.server, self.hits = None, 0  # hits: image requests served (a rerun that downloads nothing adds none)
 
     def _add(self, cat, path, handler, expect, title=''):
         self.routes[path] = handler
@@ -147,6 +147,7 @@ class LoopbackHost:
                     cat = next((c for c, v in host.categories.items() if v == q.get('q', [''])[0]), None)
                     if cat is None: return self.reply(200, b'[]', 'application/json')
                     return self.reply(200, json.dumps(host.results[cat][:int(q.get('n', ['10'])[0])]).encode(), 'application/json')
+                host.hits += 1
                 h = host.routes.get(u.path)
                 if h is None: return self.reply(404, b'no such path', 'text/plain')
                 try: h(self)
@@ -167,7 +168,7 @@ class LoopbackHost:
     @property
     def urls(self): return {c: [r['image'] for r in rs] for c, rs in self.results.items()}
 
-# %% ../nbs/01_gather.ipynb #72ec8f9d
+# %% ../nbs/01_gather.ipynb #ca7f610a
 class SearchUnavailable(RuntimeError):
     "The image search engine cannot be reached or keeps refusing."
 
@@ -186,7 +187,7 @@ def http_search_backend(endpoint:str, # URL answering `?q=QUERY&n=N` with a JSON
         except OSError as e: raise TimeoutError(f'{endpoint}: {e}') from e
     return search
 
-# %% ../nbs/01_gather.ipynb #4fa2a2b3
+# %% ../nbs/01_gather.ipynb #1c230066
 def _transient(e:Exception)->bool:
     "Is `e` worth retrying: a rate limit, a timeout or a connection error?"
     name = type(e).__name__
@@ -220,7 +221,7 @@ def search_images(query:str,             # what to search for, e.g. 'grizzly bea
                         height=r.get('height'), query=query))
     return out
 
-# %% ../nbs/01_gather.ipynb #97c4ae48
+# %% ../nbs/01_gather.ipynb #3ed17c1b
 _MAGIC = [(b'\xff\xd8\xff', 'jpg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF87a', 'gif'), (b'GIF89a', 'gif'),
           (b'BM', 'bmp'), (b'II*\x00', 'tif'), (b'MM\x00*', 'tif')]
 
@@ -242,7 +243,7 @@ def describe_bytes(head:bytes)->str:
     if s.startswith((b'{', b'[')): return 'JSON'
     return f'starts with {head[:12]!r}'
 
-# %% ../nbs/01_gather.ipynb #188e12c7
+# %% ../nbs/01_gather.ipynb #c3d30a47
 _IMG_EXTS = ('jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'heic', 'heif', 'avif', 'jfif')
 
 def safe_stem(name:str,     # a URL path component or file name, possibly hostile
@@ -260,7 +261,7 @@ def url_stem(url:str)->str:
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
     return f"{safe_stem(path, 32)}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/01_gather.ipynb #82eb3bd3
+# %% ../nbs/01_gather.ipynb #68936b2d
 class FetchError(Exception):
     "A download that failed, with the reason."
 
@@ -273,7 +274,7 @@ def _open(url, timeout, max_redirects):
         if u.scheme not in ('http', 'https'): raise FetchError(f'unsupported URL scheme {u.scheme!r}')
         conn = (http.client.HTTPSConnection if u.scheme == 'https' else http.client.HTTPConnection)(u.hostname, u.port, timeout=timeout[0])
         try: conn.connect()
-        except TimeoutError: raise FetchError(f'connect timed out after {timeout[0]}s') from None
+        except TimeoutError: raise FetchError(f'connect timed out after {timeout[0]:g}s') from None
         except OSError as e: raise FetchError(f'cannot connect: {e.strerror or e}') from None
         conn.sock.settimeout(timeout[1])
         conn.request('GET', (u.path or '/') + (f'?{u.query}' if u.query else ''),
@@ -309,17 +310,17 @@ def fetch_url(url:str,                  # http(s) URL of an image
                     if ext is None: raise FetchError(f'not an image: {describe_bytes(chunk)}')
                 size += len(chunk)
                 if size > max_bytes: raise FetchError(f'too large: more than max_bytes {max_bytes}')
-                if time.monotonic() - start > deadline: raise FetchError(f'too slow: not done after {deadline}s')
+                if time.monotonic() - start > deadline: raise FetchError(f'too slow: not done after {deadline:g}s')
                 h.update(chunk); f.write(chunk)
         if size == 0: raise FetchError('empty response (0 bytes)')
         return ext, h.hexdigest(), size
-    except TimeoutError: raise FetchError(f'timed out: no data for {timeout[1]}s') from None
+    except TimeoutError: raise FetchError(f'timed out: no data for {timeout[1]:g}s') from None
     except http.client.IncompleteRead as e: raise FetchError(f'connection closed early: got {len(e.partial)} more bytes, {e.expected} missing') from None
     except (http.client.HTTPException, ConnectionError) as e: raise FetchError(f'bad response: {type(e).__name__} {e}') from None
     finally:
         if conn: conn.close()
 
-# %% ../nbs/01_gather.ipynb #b27a691d
+# %% ../nbs/01_gather.ipynb #bf5ba352
 class BadImage(Exception):
     "A file that does not decode as an image, with the reason."
 
@@ -341,7 +342,7 @@ def check_image(path:Path, # file to decode
     except Image.DecompressionBombError as e: raise BadImage(f'too many pixels (decompression bomb guard): {e}') from None
     except Exception as e: raise BadImage(f'cannot decode: {type(e).__name__}: {e}') from None
 
-# %% ../nbs/01_gather.ipynb #5e94f82f
+# %% ../nbs/01_gather.ipynb #1f8a0bb6
 def phash_file(path:Path)->str: # perceptual hash, 16 hex digits
     "The perceptual hash (`imagehash.phash`) of the image at `path`."
     with Image.open(path) as im: return _phash(im)
@@ -350,7 +351,7 @@ def phash_distance(a:str, b:str)->int:
     "Number of bits in which two hex perceptual hashes differ."
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
-# %% ../nbs/01_gather.ipynb #38502430
+# %% ../nbs/01_gather.ipynb #0dc6b561
 def near_duplicate_groups(paths:list,           # image files (or anything, when `hashes` is given)
                           max_distance:int=6,   # largest phash distance, in bits, that counts as the same picture
                           hashes:dict|None=None,# path -> hex phash, to skip decoding (e.g. from the manifest)
@@ -371,7 +372,7 @@ def near_duplicate_groups(paths:list,           # image files (or anything, when
     for i, p in enumerate(paths): groups.setdefault(root(i), []).append(p)
     return [g for g in groups.values() if len(g) > 1]
 
-# %% ../nbs/01_gather.ipynb #877a48b6
+# %% ../nbs/01_gather.ipynb #a82ef818
 FIELDS = ['url', 'query', 'category', 'file', 'sha256', 'phash', 'width', 'height', 'status', 'reason',
           'format', 'bytes', 'title', 'source', 'order']
 
@@ -392,7 +393,7 @@ def write_manifest(path:Path, records:dict):
     tmp.write_text(''.join(json.dumps({k: r.get(k) for k in FIELDS}) + '\n' for r in rows))
     os.replace(tmp, path)
 
-# %% ../nbs/01_gather.ipynb #dbe883c1
+# %% ../nbs/01_gather.ipynb #4c0bbc40
 def _move(dest:Path, r:dict, to:str):
     "Move the file of record `r` to `to` (relative to `dest`); a no-op when it is already there."
     src, dst = dest/r['file'], dest/to
@@ -424,7 +425,7 @@ def dedupe(records:dict,        # the manifest, (category, url) -> record; updat
         _move(dest, r, f"{r['category']}/{name}" if r['status'] == 'ok' else f".duplicates/{r['category']}/{name}")
     return dict(duplicates=sum(r['status'] == 'duplicate' for r in imgs), near_duplicates=sum(r['status'] == 'near_duplicate' for r in imgs))
 
-# %% ../nbs/01_gather.ipynb #0ec689ad
+# %% ../nbs/01_gather.ipynb #b001c66e
 @dataclass
 class GatherReport:
     "What a `gather` run did."
@@ -472,7 +473,7 @@ def _process(item:dict, dest:Path, timeout, max_bytes, deadline)->dict:
     except OSError as e: return r | dict(reason=f'cannot read or write: {e}')
     finally: part.unlink(missing_ok=True)
 
-# %% ../nbs/01_gather.ipynb #c5f20fed
+# %% ../nbs/01_gather.ipynb #ad327371
 def gather(items:list,                # dicts with url, category (and query, title, source, width, height)
            dest:Path,                 # data folder: category folders and manifest.jsonl go here
            workers:int=8,             # parallel downloads
@@ -517,7 +518,7 @@ def gather(items:list,                # dicts with url, category (and query, tit
     for r in records.values(): statuses[r['status']] = statuses.get(r['status'], 0) + 1
     return GatherReport(mpath, len(todo), len(items) - len(todo), statuses, counts['near_duplicates'], time.monotonic() - start)
 
-# %% ../nbs/01_gather.ipynb #e20e1b1b
+# %% ../nbs/01_gather.ipynb #895fa6b7
 def urls_file_items(path:Path, # text file: one `category URL` per line; `#` comments
                    )->list:
     "Items for `gather` from a file of `category URL` lines."
@@ -539,7 +540,7 @@ def folder_items(path:Path, # folder holding one folder of images per category
     return [dict(category=d.name, url=str(f.resolve()), query=f'folder:{d.name}', title=f.name, local=True)
             for d in cats for f in sorted(d.iterdir()) if f.is_file() and not f.name.startswith('.')]
 
-# %% ../nbs/01_gather.ipynb #c51138fb
+# %% ../nbs/01_gather.ipynb #bb7967c3
 @call_parse
 def main(urls:str=None,            # file of `category URL` lines to download instead of searching
          from_folder:str=None,     # folder of category folders of your own photos, instead of searching
@@ -549,9 +550,12 @@ def main(urls:str=None,            # file of `category URL` lines to download in
          max_bytes:int=None,       # largest file to accept (default: settings.ini [gather] max_bytes)
          connect_timeout:float=3., # seconds to wait for a connection
          read_timeout:float=5.,    # seconds to wait for data
+         deadline:float=30.,       # seconds a single download may take
          max_distance:int=6,       # phash distance (bits) that counts as a near-duplicate; -1 turns that off
          retry_failed:bool=False,  # retry URLs that failed in an earlier run
          search_url:str=None,      # JSON search endpoint to use instead of DuckDuckGo (for tests)
+         retries:int=4,            # search retries on rate limits and timeouts
+         backoff:float=2.,         # first wait between search retries, doubled each time
          quiet:bool=False,         # no progress bar
         ):
     "Gather images into category folders, with a manifest; resumes where an earlier run stopped."
@@ -562,9 +566,9 @@ def main(urls:str=None,            # file of `category URL` lines to download in
     elif urls: items = urls_file_items(urls)
     else:
         backend = http_search_backend(search_url) if search_url else None
-        try: items = [r | dict(category=c) for c, q in s.categories.items() for r in search_images(q, n, backend=backend)]
+        try: items = [r | dict(category=c) for c, q in s.categories.items() for r in search_images(q, n, backend=backend, retries=retries, backoff=backoff)]
         except SearchUnavailable as e: raise SystemExit(f'bear-gather: {e}')
-    rep = gather(items, dest, workers=workers or s.workers, timeout=(connect_timeout, read_timeout),
+    rep = gather(items, dest, workers=workers or s.workers, timeout=(connect_timeout, read_timeout), deadline=deadline,
                  max_bytes=max_bytes or s.max_bytes, max_distance=max_distance, retry_failed=retry_failed, progress=not quiet)
     print(f'bear-gather: {dest}: {rep}')
     return rep

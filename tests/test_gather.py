@@ -1,0 +1,149 @@
+"Gathering against a loopback image host (200+ good images, 40+ bad answers), resuming, and the real scrape."
+import json, mimetypes, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from bear_app.gather import (LoopbackHost, gather, search_images, read_manifest, folder_items, urls_file_items,
+                             check_image, near_duplicate_groups, phash_file, SearchUnavailable)
+
+ROOT = Path(__file__).resolve().parents[1]
+KW = dict(timeout=(2, 1), deadline=2.5, max_bytes=300_000, workers=8, progress=False)  # slow hosts wait 3 s
+
+@pytest.fixture(scope='module')
+def host():
+    with LoopbackHost(n_good=70, slow_s=3) as h: yield h
+
+def items_of(host):
+    return [r | dict(category=c) for c, q in host.categories.items() for r in search_images(q, 200, backend=host.search)]
+
+def state(dest):
+    "Everything a run leaves behind: manifest (without timings) and the files on disk."
+    recs = {f'{c} {u}': (r['status'], r['file'], r['reason'], r['sha256']) for (c, u), r in read_manifest(dest/'manifest.jsonl').items()}
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob('*') if p.is_file() and p.name != 'manifest.jsonl')
+    return recs, files
+
+@pytest.fixture(scope='module')
+def first(host, tmp_path_factory):
+    dest = tmp_path_factory.mktemp('first')/'bears'
+    return dest, gather(items_of(host), dest, **KW)
+
+def test_fixture_is_big_enough(host):
+    good = [u for u, (st, _) in host.expect.items() if st == 'ok' and '/img/' in u]
+    assert len(good) >= 200 and len(host.expect) - len(good) >= 30
+
+def test_every_url_accounted_for(host, first):
+    dest, rep = first
+    recs = read_manifest(dest/'manifest.jsonl')
+    assert {u for _, u in recs} == set(host.expect)
+    for (cat, url), r in recs.items():
+        st, what = host.expect[url]
+        assert r['status'] == st, (url, r)
+        if st == 'ok':
+            assert r['file'] == f"{cat}/{Path(r['file']).name}" and r['file'].endswith('.' + what), r
+            assert check_image(dest/r['file'])['format'] == what
+        else: assert what in r['reason'], (url, r['reason'], what)
+        if st in ('duplicate', 'near_duplicate', 'invalid'): assert (dest/r['file']).exists() and r['file'].startswith('.')
+        if st == 'failed': assert r['file'] is None
+    assert rep.near_duplicates == 3 and rep.counts['duplicate'] == 3
+
+def test_each_good_image_lands_once(host, first):
+    dest, _ = first
+    landed = [p for c in host.categories for p in (dest/c).iterdir()]
+    n_ok = sum(st == 'ok' for st, _ in host.expect.values())
+    assert len(landed) == n_ok
+    shas = {r['sha256'] for r in read_manifest(dest/'manifest.jsonl').values() if r['status'] == 'ok'}
+    assert len(shas) == n_ok
+    assert not near_duplicate_groups(landed, max_distance=6)
+
+def test_no_partial_files(first):
+    dest, _ = first
+    assert not list(dest.rglob('*.part'))
+    for c in ('black', 'grizzly', 'teddy'):
+        for p in (dest/c).iterdir(): check_image(p)
+
+def test_second_run_downloads_nothing(host, first):
+    dest, _ = first
+    before, hits = state(dest), host.hits
+    rep = gather(items_of(host), dest, **KW)
+    assert rep.new == 0 and host.hits == hits
+    assert state(dest) == before
+
+def _settings(tmp, host):
+    cats = '\n'.join(f'{c} = {q}' for c, q in host.categories.items())
+    (tmp/'settings.ini').write_text(f'[categories]\n{cats}\n[gather]\nimages_per_category = 200\nworkers = 8\n'
+                                   f'max_bytes = 300000\n[paths]\ndata = bears\n')
+    env = {k: v for k, v in os.environ.items() if k not in ('BEAR_DATA', 'BEAR_SMALL')}
+    return env | dict(BEAR_SETTINGS=str(tmp/'settings.ini'))
+
+CLI = [sys.executable, '-m', 'bear_app.gather', '--connect-timeout', '2', '--read-timeout', '1', '--deadline', '2.5', '--quiet']
+
+def test_killed_cli_run_resumes_to_same_state(host, first, tmp_path):
+    env, dest = _settings(tmp_path, host), tmp_path/'bears'
+    args = CLI + ['--search-url', host.base + '/search']
+    p = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20 and p.poll() is None:
+        m = dest/'manifest.jsonl'
+        if m.exists() and len(m.read_text().splitlines()) >= 60: break
+        time.sleep(.02)
+    assert p.poll() is None, f'finished before it could be killed: {p.stdout.read().decode()}'
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert 0 < len(read_manifest(dest/'manifest.jsonl')) < len(host.expect)
+    out = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=40)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'near-duplicates found: 3' in out.stdout
+    assert state(dest) == state(first[0])
+
+def test_exception_midway_then_rerun_same_state(host, first, tmp_path, monkeypatch):
+    import bear_app.gather as g
+    real, calls = g.check_image, []
+    def flaky(p):
+        calls.append(p)
+        if len(calls) == 40: raise KeyboardInterrupt('injected')
+        return real(p)
+    monkeypatch.setattr(g, 'check_image', flaky)
+    dest = tmp_path/'bears'
+    with pytest.raises(KeyboardInterrupt): gather(items_of(host), dest, **KW)
+    monkeypatch.setattr(g, 'check_image', real)
+    gather(items_of(host), dest, **KW)
+    assert state(dest) == state(first[0])
+
+def test_urls_file_same_path(host, tmp_path):
+    urls = host.urls
+    (tmp_path/'urls.txt').write_text('# two good, one HTML page\n' + f"black {urls['black'][0]}\nteddy {urls['teddy'][1]}\n"
+                                     f'grizzly {host.base}/bad/html/1.jpg\n')
+    rep = gather(urls_file_items(tmp_path/'urls.txt'), tmp_path/'bears', **KW)
+    assert rep.counts == {'ok': 2, 'failed': 1}
+
+def test_search_unreachable_message():
+    def down(q, n): raise ConnectionError('Network is unreachable')
+    with pytest.raises(SearchUnavailable, match=r'image search unreachable: .*pass --urls FILE or --from-folder DIR'):
+        search_images('grizzly bear', 5, backend=down, retries=2, sleep=lambda s: None)
+
+def test_cli_reports_unreachable_search(tmp_path, host):
+    env = _settings(tmp_path, host)
+    out = subprocess.run(CLI + ['--search-url', 'http://127.0.0.1:9/search', '--retries', '1', '--backoff', '.05'], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and 'pass --urls FILE or --from-folder DIR' in out.stderr, out.stderr
+
+REAL = Path(os.environ.get('BEAR_DATA') or ROOT/'..'/'shared'/'data'/'bears')
+REAL = REAL if REAL.is_absolute() else ROOT/REAL
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f'no real scrape at {REAL} (set BEAR_DATA)')
+def test_real_scrape_from_folder(tmp_path):
+    src = tmp_path/'src'
+    shutil.copytree(REAL, src, ignore=shutil.ignore_patterns('.*', 'manifest.jsonl'))
+    a_jpg = sorted((src/'grizzly').glob('*.jpg'))[0]
+    a_jpg.rename(a_jpg.with_name(a_jpg.name + ';w=960'))  # the name shape some hosts give
+    rep = gather(folder_items(src), tmp_path/'bears', progress=False)
+    recs = read_manifest(tmp_path/'bears'/'manifest.jsonl')
+    mimetypes.init()
+    img_exts = {k for k, v in mimetypes.types_map.items() if v.startswith('image/')}  # what get_image_files keeps
+    webp_in = sum(check_image(p)['format'] == 'webp' for p in src.rglob('*') if p.is_file())
+    assert webp_in > 0 and rep.counts.get('ok', 0) > 0.9*len(recs)
+    landed = [p for c in ('black', 'grizzly', 'teddy') for p in (tmp_path/'bears'/c).iterdir()]
+    for p in landed: assert p.suffix in img_exts and p.suffix[1:] == check_image(p)['format'], p
+    assert (tmp_path/'bears'/'grizzly'/(a_jpg.stem + '.' + check_image(a_jpg.with_name(a_jpg.name + ';w=960'))['format'])).exists()
+    assert sum(p.suffix == '.webp' for p in landed) + sum(r['format'] == 'webp' and r['status'] != 'ok' for r in recs.values()) == webp_in
+    assert rep.near_duplicates >= 2
+    near = [r for r in recs.values() if r['status'] == 'near_duplicate']
+    assert any('grizzly/00000006' in r['reason'] or 'grizzly/00000057' in r['file'] for r in near), near
