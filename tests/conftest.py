@@ -1,0 +1,20 @@
+"Shared test set-up: the real data's location, and a guard that fails any test reaching past loopback."
+import os, socket
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BEAR_DATA = Path(os.environ.get('BEAR_DATA', ROOT.parent/'shared'/'data'/'bears')).resolve()
+needs_bear_data = pytest.mark.skipif(not BEAR_DATA.is_dir(), reason=f"real bear photos not found at {BEAR_DATA} (set BEAR_DATA)")
+
+_connect = socket.socket.connect
+def _loopback_only(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and host not in ('127.0.0.1', 'localhost', '::1') and not str(host).startswith('127.'):
+        raise OSError(f"test tried to reach {host}: tests must not use the network")
+    return _connect(self, address)
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    "Every test runs with the network cut (loopback and Unix sockets stay open)."
+    monkeypatch.setattr(socket.socket, 'connect', _loopback_only)
