@@ -1,0 +1,150 @@
+"""The app's widgets driven headlessly, as the page drives them: set `upload.value` the way ipywidgets 8 does, click
+Classify, read the output and the label. Every kind of file a visitor may upload gets an answer or a plain message,
+and a bad file never leaves the previous answer on screen."""
+import io, json, struct, zlib
+import numpy as np
+import pytest
+from PIL import Image
+from bear_app.app import BearApp, upload_value
+from bear_app.config import get_settings
+from bear_app.predict import Predictor
+from conftest import BEAR_DATA, needs_bear_data
+
+@pytest.fixture(scope='module')
+def predictor(): return Predictor()
+
+@pytest.fixture
+def app(predictor): return BearApp(predictor)
+
+def encode(img, fmt, **kw):
+    buf = io.BytesIO(); img.save(buf, fmt, **kw); return buf.getvalue()
+
+def photo(size=(320, 240)):
+    "A generated picture with some structure (a gradient and a disc)."
+    x, y = np.meshgrid(np.linspace(0, 1, size[0]), np.linspace(0, 1, size[1]))
+    a = np.stack([x*200, y*150, (1-x)*120], -1)
+    a[(x-.5)**2 + (y-.5)**2 < .05] = (90, 60, 30)
+    return Image.fromarray(a.astype(np.uint8))
+
+def classify(app, *files):
+    app.btn_upload.value = upload_value(list(files))
+    app.btn_run.click()
+    return app.lbl_pred.value, [o['data']['text/html'] for o in app.out_pl.outputs]
+
+def png_header_bomb(w=20000, h=20000):
+    "A small PNG file that declares w x h pixels (a decompression bomb)."
+    def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+    raw = zlib.compress(b'\0' * (1 + w // 8) * 64)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 1, 0, 0, 0, 0)) + chunk(b'IDAT', raw) + chunk(b'IEND', b'')
+
+# --- files that cannot be read: a message, no thumbnail, no label from before ---
+
+BAD = {
+    'empty.jpg': lambda: b'',
+    'notes.jpg': lambda: b'these are my notes, not a photo\n' * 10,
+    'truncated.jpg': lambda: encode(photo(), 'JPEG')[:600],
+    'bomb.png': png_header_bomb,
+}
+
+@pytest.mark.parametrize('name', BAD)
+def test_bad_file_gets_a_message_and_clears_previous_answer(app, name):
+    good_label, good_html = classify(app, ('first.png', encode(photo(), 'PNG')))
+    assert good_label.startswith('Prediction: ') and 'data:image/jpeg' in good_html[0]
+    label, html = classify(app, (name, BAD[name]()))
+    assert label.startswith(f'{name}: ') and len(label) > len(name) + 10, label
+    assert len(html) == 1 and 'bear-error' in html[0] and 'data:image' not in html[0]
+    assert good_label not in label
+    # the app goes on: the next upload is classified
+    assert classify(app, ('again.png', encode(photo(), 'PNG')))[0].startswith('Prediction: ')
+
+def test_messages_say_what_is_wrong(app):
+    assert 'empty' in classify(app, ('e.jpg', b''))[0]
+    assert 'too large' in classify(app, ('b.png', png_header_bomb()))[0]
+    assert 'not an image' in classify(app, ('t.jpg', b'hello'))[0]
+    assert 'damaged or incomplete' in classify(app, ('t.jpg', encode(photo(), 'JPEG')[:600]))[0]
+
+# --- unusual but valid files: a prediction ---
+
+def animated_gif():
+    frames = [photo().convert('P'), Image.new('P', (320, 240), 3)]
+    buf = io.BytesIO(); frames[0].save(buf, 'GIF', save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+def heic():
+    pillow_heif = pytest.importorskip('pillow_heif')
+    try: return encode(photo(), 'HEIF')
+    except Exception as e: pytest.skip(f"this pillow-heif cannot encode HEIC ({e})")
+
+GOOD = {
+    'cmyk.jpg': lambda: encode(photo().convert('CMYK'), 'JPEG'),
+    '16bit.png': lambda: encode(Image.fromarray((np.asarray(photo().convert('L'), dtype=np.uint16) * 257)), 'PNG'),
+    'palette.png': lambda: encode(photo().convert('P', palette=Image.ADAPTIVE), 'PNG'),
+    'rgba.png': lambda: encode(photo().convert('RGBA'), 'PNG'),
+    'animated.gif': animated_gif,
+    'photo.webp': lambda: encode(photo(), 'WEBP'),
+    'photo.heic': heic,
+    'large.png': lambda: encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (2300, 2250, 3), dtype=np.uint8)),
+                                'PNG', compress_level=0),
+}
+
+@pytest.mark.parametrize('name', GOOD)
+def test_unusual_file_is_classified(app, name):
+    data = GOOD[name]()
+    if name == 'large.png': assert len(data) > 15_000_000
+    label, html = classify(app, (name, data))
+    r = app.results[-1]
+    assert not r.get('error'), r.get('error')
+    assert r['label'] in get_settings().vocab and label == f"Prediction: {r['label']}; Probability: {r['probability']:.1%}"
+    assert 'data:image/jpeg;base64,' in html[0] and f'data-label="{r["label"]}"' in html[0]
+    assert abs(sum(r['probs'].values()) - 1) < 1e-4 and all(f'{p:.1%}' in html[0] for p in r['probs'].values())
+    assert max(Image.open(io.BytesIO(r['thumb'])).size) == 192
+
+def test_exif_rotated_photo_is_shown_and_classified_upright(app, predictor):
+    upright = photo((240, 320))                      # portrait, as the camera saw it
+    stored = upright.transpose(Image.Transpose.ROTATE_90)   # what the sensor wrote: landscape
+    exif = Image.Exif(); exif[0x0112] = 6            # "rotate 90° clockwise to display"
+    classify(app, ('phone.jpg', encode(stored, 'JPEG', exif=exif, quality=95)))
+    r = app.results[-1]
+    thumb = Image.open(io.BytesIO(r['thumb']))
+    assert thumb.height > thumb.width                # shown upright
+    top = np.asarray(thumb)[:10].mean((0, 1)); want = np.asarray(upright.resize(thumb.size))[:10].mean((0, 1))
+    assert np.abs(top - want).max() < 25
+    upright_p = predictor.predict(encode(upright, 'JPEG', quality=95))['probs']   # classified upright:
+    sideways_p = predictor.predict(stored)['probs']                               # closer to this than to that
+    dist = lambda p: sum(abs(r['probs'][k] - p[k]) for k in p)
+    assert dist(upright_p) < dist(sideways_p), (r['probs'], upright_p, sideways_p)
+
+# --- the widgets' behaviour ---
+
+def test_classify_disabled_until_a_file_is_chosen_and_upload_cleared(app):
+    assert app.btn_run.disabled
+    app.btn_upload.value = upload_value([('a.png', encode(photo(), 'PNG'))])
+    assert not app.btn_run.disabled
+    states = []
+    app.btn_run.observe(lambda ch: states.append(ch['new']), names='disabled')
+    app.btn_run.click()
+    assert states[0] is True                         # disabled while it ran
+    assert app.btn_upload.value == () and app.btn_run.disabled and app.btn_run.description == 'Classify'
+
+def test_several_files_are_listed_one_by_one(app):
+    label, html = classify(app, ('a.png', encode(photo(), 'PNG')), ('b.txt', b'text'), ('c.webp', encode(photo(), 'WEBP')))
+    assert len(html) == 3 and 'bear-error' in html[1] and 'data:image/jpeg' in html[0] + html[2]
+    assert label.startswith('3 files classified: ') and 'unreadable' in label
+
+def test_not_a_bear_says_so_with_the_best_guess(predictor):
+    class OOD:
+        def predict(self, img): return {**predictor.predict(img), 'ood': True, 'ood_score': 9.0}
+    app = BearApp(OOD())
+    label, html = classify(app, ('cat.png', encode(photo(), 'PNG')))
+    cats = get_settings().categories
+    assert all(q.split()[0] in app.not_a_bear for q in cats.values())
+    if sorted(cats) == ['black', 'grizzly', 'teddy']:
+        assert app.not_a_bear == "This doesn't look like a black, grizzly or teddy bear."
+    assert label.startswith(app.not_a_bear) and 'Best guess: ' in label
+    assert html[0].index(app.not_a_bear.replace("'", '&#x27;')) < html[0].index('Best guess')
+
+@needs_bear_data
+def test_a_grizzly_is_a_grizzly(app):
+    f = sorted((BEAR_DATA/'grizzly').iterdir())[0]
+    label, html = classify(app, (f.name, f.read_bytes()))
+    assert label.startswith('Prediction: grizzly; ') and 'data-label="grizzly"' in html[0]
