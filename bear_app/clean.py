@@ -10,7 +10,7 @@ __all__ = ['TOY_COLOURS', 'TRASH', 'JOURNAL', 'ACTIONS', 'KEEP', 'DELETE', 'CSV_
            'thumbnail', 'DecisionCleaner', 'draw', 'count', 'decision_list', 'apply', 'write_candidates',
            'read_decisions', 'main']
 
-# %% ../nbs/03_clean.ipynb #0fecc878
+# %% ../nbs/03_clean.ipynb #e878b1cf
 import argparse, csv, hashlib, io, json, math, os, random, sys, time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -23,7 +23,7 @@ from .config import Settings, get_settings
 from .images import ImageError, open_image, image_files
 from .gather import near_duplicate_groups, phash_distance, phash_file
 
-# %% ../nbs/03_clean.ipynb #6b36e217
+# %% ../nbs/03_clean.ipynb #2b0d59cb
 TOY_COLOURS = {'black': (25, 25, 30), 'grizzly': (150, 95, 45), 'teddy': (235, 195, 125)}
 
 def toy_image(colour:tuple,  # the category's base colour
@@ -50,7 +50,7 @@ def toy_dataset(dest:Path,               # folder to create category folders in
             files.append(f)
     return files
 
-# %% ../nbs/03_clean.ipynb #216f6212
+# %% ../nbs/03_clean.ipynb #17707ddf
 TRASH = '.trash'              # deleted files go to <data>/.trash/<category>/
 JOURNAL = 'journal.jsonl'     # <data>/.trash/journal.jsonl records every move
 
@@ -74,7 +74,7 @@ def tree_state(data:Path,           # the dataset folder
         out.append((rel.as_posix(), sha256_file(p)))
     return sorted(out)
 
-# %% ../nbs/03_clean.ipynb #7b5e4df2
+# %% ../nbs/03_clean.ipynb #2f152081
 def journal_path(data:Path)->Path:
     "Where the journal of the dataset `data` lives."
     return Path(data)/TRASH/JOURNAL
@@ -106,7 +106,7 @@ def read_journal(path:Path)->list:
         except json.JSONDecodeError: pass   # a torn line: its move never started
     return out
 
-# %% ../nbs/03_clean.ipynb #0301fac2
+# %% ../nbs/03_clean.ipynb #2d775240
 def journal_moves(path:Path)->dict: # move id -> its begin record plus `state`
     "Replay the journal into one entry per move, in the order the moves began."
     moves = {}
@@ -117,7 +117,7 @@ def journal_moves(path:Path)->dict: # move id -> its begin record plus `state`
         elif r['id'] in moves: moves[r['id']]['state'] = 'done'
     return moves
 
-# %% ../nbs/03_clean.ipynb #ecbc34e6
+# %% ../nbs/03_clean.ipynb #acd8e77e
 def free_name(folder:Path,         # target folder
               name:str,            # the name the file has now
               taken:set=frozenset(),# relative paths already reserved (as posix strings, relative to `root`)
@@ -139,7 +139,7 @@ def move_file(src:Path, dst:Path):
     _fsync_dir(dst.parent)
     if src.parent != dst.parent: _fsync_dir(src.parent)
 
-# %% ../nbs/03_clean.ipynb #e4357e72
+# %% ../nbs/03_clean.ipynb #7db1db8c
 ACTIONS = ('keep', 'delete', 'relabel')
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def relative_file(file, data:Path)->str:
     if '..' in p.parts: raise ValueError(f"{file} points outside the dataset folder")
     return p.as_posix()
 
-# %% ../nbs/03_clean.ipynb #7bf94943
+# %% ../nbs/03_clean.ipynb #8950d68d
 @dataclass
 class ApplyReport:
     "What one `apply_decisions` run did."
@@ -182,7 +182,7 @@ def _now(): return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
 def _has(p:Path, sha:str)->bool: return p.is_file() and sha256_file(p) == sha
 
-# %% ../nbs/03_clean.ipynb #b860c8eb
+# %% ../nbs/03_clean.ipynb #4491a206
 def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category) tuples)
                     data:Path,         # the dataset folder holding one folder per category
                     mover=move_file,   # `mover(src, dst)` renames one file; replaceable to simulate crashes
@@ -231,7 +231,7 @@ def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category
 
 def _rec(m:dict)->dict: return {k: m[k] for k in ('id', 'time', 'action', 'from', 'to', 'sha256', 'batch') if k in m}
 
-# %% ../nbs/03_clean.ipynb #75201963
+# %% ../nbs/03_clean.ipynb #d9ee2075
 class UndoConflict(RuntimeError):
     "A move cannot be reversed without overwriting or losing a file."
 
@@ -256,13 +256,13 @@ def undo(data:Path,          # the dataset folder
         append_journal(jp, {**rec, 'time': _now(), 'phase': 'done'})
     return n
 
-# %% ../nbs/03_clean.ipynb #bc233889
+# %% ../nbs/03_clean.ipynb #5b233822
 def normalised_entropy(probs:np.ndarray)->np.ndarray: # (n, k) probabilities -> (n,) in [0, 1]
     "Entropy of each row divided by log(k): 0 for a sure prediction, 1 for a uniform one."
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1)
     return -(p * np.log(p)).sum(-1) / math.log(p.shape[-1])
 
-# %% ../nbs/03_clean.ipynb #6ec65f28
+# %% ../nbs/03_clean.ipynb #6f377e4e
 def rank_candidates(files:list,            # image files, absolute or relative to `data`
                     probs:np.ndarray,      # (n, k) class probabilities (rows of NaN for unreadable files)
                     vocab:list,            # the k category names, in the order of `probs`' columns
@@ -271,26 +271,26 @@ def rank_candidates(files:list,            # image files, absolute or relative t
                     min_entropy:float=0.85,# normalised entropy above which an image looks like none of the categories
                     max_distance:int=6,    # phash bits within which two images are near-duplicates
                     hashes:dict|None=None, # file -> phash hex, to skip decoding
-                   )->list:                # rows: file, action, category, reason, score; best first
+                   )->list:                # rows: file, action, category, reason, score, kind; best first
     "One ranked list of images worth a look, each with a suggested action and the reasons for it."
     data = Path(data) if data else None
     rel = lambda f: relative_file(f, data) if data else Path(f).as_posix()
     probs = np.asarray(probs, dtype=np.float64)
     labels = [Path(f).parent.name for f in files]
     rows = {}
-    def add(i, action, cat, reason, score):
-        r = rows.setdefault(i, {'file': rel(files[i]), 'action': action, 'category': cat, 'reasons': [], 'score': score})
+    def add(i, kind, action, cat, reason, score):
+        r = rows.setdefault(i, {'file': rel(files[i]), 'action': action, 'category': cat, 'reasons': [], 'score': score, 'kind': kind})
         r['reasons'].append((score, reason))
-        if score > r['score'] or len(r['reasons']) == 1: r.update(action=action, category=cat, score=score)
+        if score > r['score'] or len(r['reasons']) == 1: r.update(action=action, category=cat, score=score, kind=kind)
     ent = normalised_entropy(np.nan_to_num(probs, nan=1 / len(vocab)))
     for i, (lab, p) in enumerate(zip(labels, probs)):
-        if np.isnan(p).any(): add(i, 'delete', lab, 'cannot be read as an image', 1.0); continue
+        if np.isnan(p).any(): add(i, 'unreadable', 'delete', lab, 'cannot be read as an image', 1.0); continue
         j = int(p.argmax())
         pl = p[vocab.index(lab)] if lab in vocab else 0.0
         if vocab[j] != lab and p[j] - pl >= min_margin:
-            add(i, 'relabel', vocab[j], f'labelled {lab} but looks like {vocab[j]} ({p[j]:.2f} vs {pl:.2f})', float(p[j] - pl))
+            add(i, 'disagreement', 'relabel', vocab[j], f'labelled {lab} but looks like {vocab[j]} ({p[j]:.2f} vs {pl:.2f})', float(p[j] - pl))
         if ent[i] >= min_entropy:
-            add(i, 'delete', lab, f'looks like none of the categories (entropy {ent[i]:.2f}, best {vocab[j]} {p[j]:.2f})', float(ent[i]))
+            add(i, 'none', 'delete', lab, f'looks like none of the categories (entropy {ent[i]:.2f}, best {vocab[j]} {p[j]:.2f})', float(ent[i]))
     readable = [i for i in range(len(files)) if not np.isnan(probs[i]).any()]
     hs = {i: (hashes or {}).get(files[i]) or phash_file(Path(data or '')/files[i] if data else files[i]) for i in readable}
     belief = lambda i: probs[i][vocab.index(labels[i])] if labels[i] in vocab else 0.0
@@ -300,14 +300,14 @@ def rank_candidates(files:list,            # image files, absolute or relative t
             if i == keep: continue
             dist = phash_distance(hs[i], hs[keep])
             where = 'in the same category' if labels[i] == labels[keep] else f'in {labels[keep]}'
-            add(i, 'delete', labels[i], f'near-duplicate of {rel(files[keep])} {where} ({dist} bits apart)', 1 - dist / 64)
+            add(i, 'duplicate', 'delete', labels[i], f'near-duplicate of {rel(files[keep])} {where} ({dist} bits apart)', 1 - dist / 64)
     out = []
     for r in rows.values():
         reasons = [t for _, t in sorted(r.pop('reasons'), key=lambda x: -x[0])]
         out.append({**r, 'reason': '; '.join(reasons), 'score': round(r['score'], 4)})
     return sorted(out, key=lambda r: -r['score'])
 
-# %% ../nbs/03_clean.ipynb #739bad6a
+# %% ../nbs/03_clean.ipynb #e45b95b3
 def model_probs(files:list, model:Path|None=None)->tuple: # (probs (n, k) with NaN rows for unreadable files, vocab)
     "Class probabilities of the exported ONNX model for `files`."
     from bear_app.predict import Predictor
@@ -331,7 +331,7 @@ def kfold_probs(s:Settings,       # settings for training (small=True for a quic
         held_set = set(held)
         learn = train(s, [files[i] for i in range(len(files)) if i not in held_set])
         assert list(learn.dls.vocab) == s.vocab, (learn.dls.vocab, s.vocab)
-        p, _ = learn.get_preds(dl=learn.dls.test_dl([files[i] for i in held], num_workers=0))
+        with learn.no_bar(): p, _ = learn.get_preds(dl=learn.dls.test_dl([files[i] for i in held], num_workers=0))
         out[held] = p.numpy()
     return out
 
@@ -342,7 +342,7 @@ def split_names(s:Settings, files:list)->list: # 'Train' or 'Valid' for each fil
     valid = set(int(i) for i in valid)
     return ['Valid' if i in valid else 'Train' for i in range(len(files))]
 
-# %% ../nbs/03_clean.ipynb #6a4b66b3
+# %% ../nbs/03_clean.ipynb #d0068912
 def cleaner_items(files:list, probs:np.ndarray, vocab:list, splits:list|None=None, data:Path|None=None)->list:
     "One dict per file: file (relative to `data`), label, split, pred, prob, loss."
     items = []
@@ -355,7 +355,7 @@ def cleaner_items(files:list, probs:np.ndarray, vocab:list, splits:list|None=Non
                       'loss': float(-np.log(max(p[vocab.index(lab)], 1e-12))) if ok and lab in vocab else math.inf})
     return items
 
-# %% ../nbs/03_clean.ipynb #ad190dad
+# %% ../nbs/03_clean.ipynb #c4c2a22e
 KEEP, DELETE = '<Keep>', '<Delete>'
 
 def thumbnail(path:Path, size:int=128)->bytes:
@@ -396,7 +396,7 @@ class DecisionCleaner:
         from IPython.display import display
         display(self.widget)
 
-# %% ../nbs/03_clean.ipynb #c8adc185
+# %% ../nbs/03_clean.ipynb #1d50250f
 def _value(self:DecisionCleaner, it:dict)->str:
     act, cat = self.decisions.get(it['file'], ('keep', None))
     return DELETE if act == 'delete' else cat if act == 'relabel' else KEEP
@@ -435,7 +435,7 @@ def count(self:DecisionCleaner):
 
 for _f in (_value, _mark, _tile, draw, count): setattr(DecisionCleaner, _f.__name__, _f)
 
-# %% ../nbs/03_clean.ipynb #2881789c
+# %% ../nbs/03_clean.ipynb #9e2e825a
 def decision_list(self:DecisionCleaner)->list:
     "The pending marks as `Decision`s."
     return [Decision(f, a, c) for f, (a, c) in self.decisions.items()]
@@ -457,7 +457,7 @@ def apply(self:DecisionCleaner, mover=move_file)->ApplyReport|None:
 
 DecisionCleaner.decision_list, DecisionCleaner.apply = decision_list, apply
 
-# %% ../nbs/03_clean.ipynb #34fdbc7c
+# %% ../nbs/03_clean.ipynb #570aab8f
 CSV_FIELDS = ['file', 'action', 'category', 'reason', 'score']
 
 def write_candidates(rows:list, f=None):
@@ -477,7 +477,7 @@ def read_decisions(path:Path)->list:
             except ValueError as e: raise ValueError(f"{path} line {n}: {e}") from None
     return out
 
-# %% ../nbs/03_clean.ipynb #70a4f730
+# %% ../nbs/03_clean.ipynb #2dbc4309
 def main(argv:list|None=None)->int:
     "bear-clean candidates|apply|undo"
     ap = argparse.ArgumentParser(prog='bear-clean', description='Find, apply and undo cleaning decisions on the dataset.')
