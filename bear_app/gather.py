@@ -8,9 +8,9 @@ __all__ = ['USER_AGENT', 'FIELDS', 'make_image', 'LoopbackHost', 'SearchUnavaila
            'BadImage', 'check_image', 'phash_file', 'phash_distance', 'near_duplicate_groups', 'read_manifest',
            'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items', 'main']
 
-# %% ../nbs/01_gather.ipynb #22bad30b
+# %% ../nbs/01_gather.ipynb #7d421899
 import hashlib, http.client, json, os, random, re, socket, threading, time, urllib.parse, urllib.request, uuid, warnings
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
@@ -21,7 +21,7 @@ from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from .config import get_settings
 
-# %% ../nbs/01_gather.ipynb #ffd1cca3
+# %% ../nbs/01_gather.ipynb #329b0d39
 def make_image(seed:int,          # same seed, same picture
                size:int=96,       # width and height in pixels
                fmt:str='JPEG',    # PIL format to encode to
@@ -41,7 +41,7 @@ def make_image(seed:int,          # same seed, same picture
     b = BytesIO(); im.save(b, fmt, **({'quality': 85} if fmt == 'JPEG' else {}))
     return b.getvalue()
 
-# %% ../nbs/01_gather.ipynb #6e8708b1
+# %% ../nbs/01_gather.ipynb #2b5334b6
 def _near_copy(data:bytes)->bytes:
     "The same picture, slightly smaller and recompressed: a near-duplicate."
     im = Image.open(BytesIO(data)).convert('RGB')
@@ -61,9 +61,12 @@ class LoopbackHost:
                  size:int=96,               # image size in pixels
                  slow_s:float=3.,           # how long slow hosts wait before answering
                  oversize:int=400_000,      # bytes the oversize responses send
+                 latency:float=0.,          # delay before every `slow_every`-th good image (slow but working hosts)
+                 slow_every:int=0,          # 0: no slow good hosts
                  seed:int=0):               # seed for the pictures
         self.categories = categories or {'black': 'black bear', 'grizzly': 'grizzly bear', 'teddy': 'teddy bear'}
         self.n_good, self.bad, self.size, self.slow_s, self.oversize, self.seed = n_good, bad, size, slow_s, oversize, seed
+        self.latency, self.slow_every = latency, slow_every
         self.routes, self.expect, self.results = {}, {}, {c: [] for c in self.categories}
         self.server, self.hits = None, 0  # hits: image requests served (a rerun that downloads nothing adds none)
 
@@ -76,8 +79,11 @@ class LoopbackHost:
 
     def _build(self):
         cats, fmts = list(self.categories), [('JPEG', 'jpg'), ('PNG', 'png'), ('JPEG', 'jpeg'), ('WEBP', 'webp'), ('GIF', 'gif')]
-        def body(data, ctype='image/jpeg', status=200, length=True):
-            return lambda h: h.reply(status, data, ctype, length)
+        def body(data, ctype='image/jpeg', status=200, length=True, delay=0.):
+            def send(h):
+                if delay: time.sleep(delay)
+                h.reply(status, data, ctype, length)
+            return send
         goods = {}
         for ci, cat in enumerate(cats):
             for i in range(self.n_good):
@@ -86,7 +92,8 @@ class LoopbackHost:
                 data = make_image(seed, self.size, fmt)
                 goods[(cat, i)] = data
                 path = f'/img/{cat}/{i:04d}' + (f'.{ext}' if i % 7 else '')  # some URLs have no extension
-                self._add(cat, path, body(data, f'image/{ext}'), ('ok', {'jpeg': 'jpg'}.get(ext, ext)), f'{cat} photo {i}')
+                delay = self.latency if self.slow_every and i % self.slow_every == self.slow_every - 1 else 0.
+                self._add(cat, path, body(data, f'image/{ext}', delay=delay), ('ok', {'jpeg': 'jpg'}.get(ext, ext)), f'{cat} photo {i}')
         if not self.bad: return
         jpg, png, webp = (make_image(-1 - i, self.size, f) for i, f in enumerate(['JPEG', 'PNG', 'WEBP']))
         html = b'<!DOCTYPE html><html><body>Sorry, this image is no longer available</body></html>'
@@ -168,7 +175,7 @@ class LoopbackHost:
     @property
     def urls(self): return {c: [r['image'] for r in rs] for c, rs in self.results.items()}
 
-# %% ../nbs/01_gather.ipynb #ca7f610a
+# %% ../nbs/01_gather.ipynb #42f20fd8
 class SearchUnavailable(RuntimeError):
     "The image search engine cannot be reached or keeps refusing."
 
@@ -187,7 +194,7 @@ def http_search_backend(endpoint:str, # URL answering `?q=QUERY&n=N` with a JSON
         except OSError as e: raise TimeoutError(f'{endpoint}: {e}') from e
     return search
 
-# %% ../nbs/01_gather.ipynb #1c230066
+# %% ../nbs/01_gather.ipynb #d58b5de1
 def _transient(e:Exception)->bool:
     "Is `e` worth retrying: a rate limit, a timeout or a connection error?"
     name = type(e).__name__
@@ -221,7 +228,7 @@ def search_images(query:str,             # what to search for, e.g. 'grizzly bea
                         height=r.get('height'), query=query))
     return out
 
-# %% ../nbs/01_gather.ipynb #3ed17c1b
+# %% ../nbs/01_gather.ipynb #4c3cef0c
 _MAGIC = [(b'\xff\xd8\xff', 'jpg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF87a', 'gif'), (b'GIF89a', 'gif'),
           (b'BM', 'bmp'), (b'II*\x00', 'tif'), (b'MM\x00*', 'tif')]
 
@@ -243,7 +250,7 @@ def describe_bytes(head:bytes)->str:
     if s.startswith((b'{', b'[')): return 'JSON'
     return f'starts with {head[:12]!r}'
 
-# %% ../nbs/01_gather.ipynb #c3d30a47
+# %% ../nbs/01_gather.ipynb #04896d70
 _IMG_EXTS = ('jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'heic', 'heif', 'avif', 'jfif')
 
 def safe_stem(name:str,     # a URL path component or file name, possibly hostile
@@ -261,7 +268,7 @@ def url_stem(url:str)->str:
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
     return f"{safe_stem(path, 32)}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/01_gather.ipynb #68936b2d
+# %% ../nbs/01_gather.ipynb #51638472
 class FetchError(Exception):
     "A download that failed, with the reason."
 
@@ -320,14 +327,14 @@ def fetch_url(url:str,                  # http(s) URL of an image
     finally:
         if conn: conn.close()
 
-# %% ../nbs/01_gather.ipynb #bf5ba352
+# %% ../nbs/01_gather.ipynb #f03719a3
 class BadImage(Exception):
     "A file that does not decode as an image, with the reason."
 
 _EXT = {'JPEG': 'jpg', 'MPO': 'jpg', 'PNG': 'png', 'GIF': 'gif', 'WEBP': 'webp', 'BMP': 'bmp', 'TIFF': 'tif',
         'HEIF': 'heic', 'AVIF': 'avif'}
 
-def _phash(im:Image.Image)->str: return str(imagehash.phash(im.convert('RGB')))
+def _phash(im:Image.Image)->str: return str(imagehash.phash(im))  # as `imagehash.phash(Image.open(path))` gives
 
 def check_image(path:Path, # file to decode
                )->dict:    # format (file extension), width, height, phash
@@ -342,7 +349,7 @@ def check_image(path:Path, # file to decode
     except Image.DecompressionBombError as e: raise BadImage(f'too many pixels (decompression bomb guard): {e}') from None
     except Exception as e: raise BadImage(f'cannot decode: {type(e).__name__}: {e}') from None
 
-# %% ../nbs/01_gather.ipynb #1f8a0bb6
+# %% ../nbs/01_gather.ipynb #983d42d3
 def phash_file(path:Path)->str: # perceptual hash, 16 hex digits
     "The perceptual hash (`imagehash.phash`) of the image at `path`."
     with Image.open(path) as im: return _phash(im)
@@ -351,7 +358,7 @@ def phash_distance(a:str, b:str)->int:
     "Number of bits in which two hex perceptual hashes differ."
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
-# %% ../nbs/01_gather.ipynb #0dc6b561
+# %% ../nbs/01_gather.ipynb #ca70ee7e
 def near_duplicate_groups(paths:list,           # image files (or anything, when `hashes` is given)
                           max_distance:int=6,   # largest phash distance, in bits, that counts as the same picture
                           hashes:dict|None=None,# path -> hex phash, to skip decoding (e.g. from the manifest)
@@ -372,7 +379,7 @@ def near_duplicate_groups(paths:list,           # image files (or anything, when
     for i, p in enumerate(paths): groups.setdefault(root(i), []).append(p)
     return [g for g in groups.values() if len(g) > 1]
 
-# %% ../nbs/01_gather.ipynb #a82ef818
+# %% ../nbs/01_gather.ipynb #172c7163
 FIELDS = ['url', 'query', 'category', 'file', 'sha256', 'phash', 'width', 'height', 'status', 'reason',
           'format', 'bytes', 'title', 'source', 'order']
 
@@ -393,7 +400,7 @@ def write_manifest(path:Path, records:dict):
     tmp.write_text(''.join(json.dumps({k: r.get(k) for k in FIELDS}) + '\n' for r in rows))
     os.replace(tmp, path)
 
-# %% ../nbs/01_gather.ipynb #4c0bbc40
+# %% ../nbs/01_gather.ipynb #141b8496
 def _move(dest:Path, r:dict, to:str):
     "Move the file of record `r` to `to` (relative to `dest`); a no-op when it is already there."
     src, dst = dest/r['file'], dest/to
@@ -425,7 +432,7 @@ def dedupe(records:dict,        # the manifest, (category, url) -> record; updat
         _move(dest, r, f"{r['category']}/{name}" if r['status'] == 'ok' else f".duplicates/{r['category']}/{name}")
     return dict(duplicates=sum(r['status'] == 'duplicate' for r in imgs), near_duplicates=sum(r['status'] == 'near_duplicate' for r in imgs))
 
-# %% ../nbs/01_gather.ipynb #b001c66e
+# %% ../nbs/01_gather.ipynb #2f9ca3b6
 @dataclass
 class GatherReport:
     "What a `gather` run did."
@@ -450,16 +457,10 @@ def _copy_file(src:Path, dest:Path, max_bytes:int):
     data = src.read_bytes(); dest.write_bytes(data)
     return ext, hashlib.sha256(data).hexdigest(), size
 
-def _process(item:dict, dest:Path, timeout, max_bytes, deadline)->dict:
-    "Fetch, verify and place one item; return its manifest record."
-    r = {k: item.get(k) for k in FIELDS} | dict(status='failed', reason='')
+def _place(r:dict, part:Path, item:dict, dest:Path, ext:str)->dict:
+    "Verify a fetched `.part` file, then rename it into its category folder, or into quarantine."
     folder = dest/item['category']
-    folder.mkdir(parents=True, exist_ok=True)
-    part = folder/f".{uuid.uuid4().hex}.part"
     try:
-        url = item['url']
-        if url.startswith(('http://', 'https://')): ext, r['sha256'], r['bytes'] = fetch_url(url, part, timeout, max_bytes, deadline)
-        else: ext, r['sha256'], r['bytes'] = _copy_file(Path(urllib.parse.urlsplit(url).path if url.startswith('file:') else url), part, max_bytes)
         name = f"{item['stem']}.{ext}"
         try: info = check_image(part)
         except BadImage as e:
@@ -469,11 +470,25 @@ def _process(item:dict, dest:Path, timeout, max_bytes, deadline)->dict:
         name = f"{item['stem']}.{info['format']}"
         os.replace(part, folder/name)
         return r | info | dict(status='ok', file=f"{item['category']}/{name}")
-    except FetchError as e: return r | dict(reason=str(e))
-    except OSError as e: return r | dict(reason=f'cannot read or write: {e}')
+    except OSError as e: return r | dict(status='failed', reason=f'cannot read or write: {e}')
     finally: part.unlink(missing_ok=True)
 
-# %% ../nbs/01_gather.ipynb #ad327371
+def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None):
+    "Fetch one item into a `.part` file, then verify and place it: a record, or a future of one (on the `cpu` pool)."
+    r = {k: item.get(k) for k in FIELDS} | dict(status='failed', reason='')
+    folder = dest/item['category']
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder/f".{uuid.uuid4().hex}.part"
+    try:
+        url = item['url']
+        if url.startswith(('http://', 'https://')): ext, r['sha256'], r['bytes'] = fetch_url(url, part, timeout, max_bytes, deadline)
+        else: ext, r['sha256'], r['bytes'] = _copy_file(Path(urllib.parse.urlsplit(url).path if url.startswith('file:') else url), part, max_bytes)
+    except (FetchError, OSError) as e:
+        part.unlink(missing_ok=True)
+        return r | dict(reason=str(e) if isinstance(e, FetchError) else f'cannot read or write: {e}')
+    return cpu.submit(_place, r, part, item, dest, ext) if cpu else _place(r, part, item, dest, ext)
+
+# %% ../nbs/01_gather.ipynb #ebb2854c
 def gather(items:list,                # dicts with url, category (and query, title, source, width, height)
            dest:Path,                 # data folder: category folders and manifest.jsonl go here
            workers:int=8,             # parallel downloads
@@ -505,20 +520,27 @@ def gather(items:list,                # dicts with url, category (and query, tit
         if stem in taken: stem = f"{stem}-{hashlib.sha1(it['url'].encode()).hexdigest()[:6]}"
         taken.add(stem); it['stem'] = stem
         todo.append(it)
-    with open(mpath, 'a') as journal, ThreadPoolExecutor(max(1, workers)) as ex:
-        futs = [ex.submit(_process, it, dest, timeout, max_bytes, deadline) for it in todo]
-        done = as_completed(futs)
-        for f in (progress_bar(done, total=len(futs), leave=False) if progress and futs else done):
-            r = f.result()
-            records[(r['category'], r['url'])] = r
-            journal.write(json.dumps(r) + '\n'); journal.flush()
+    # downloads wait on the network, decoding needs a CPU: separate pools, so a decode never holds up a download
+    with open(mpath, 'a') as journal, ThreadPoolExecutor(os.cpu_count() or 2) as cpu, ThreadPoolExecutor(max(1, workers)) as ex:
+        pending = {ex.submit(_process, it, dest, timeout, max_bytes, deadline, cpu) for it in todo}
+        pb, n = (progress_bar(range(len(todo)), leave=False) if progress and todo else None), 0
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                r = f.result()
+                if isinstance(r, Future): pending.add(r); continue
+                records[(r['category'], r['url'])] = r
+                journal.write(json.dumps(r) + '\n'); journal.flush()
+                n += 1
+                if pb: pb.update(n)
+        if pb: pb.on_iter_end()
     counts = dedupe(records, dest, max_distance)
     write_manifest(mpath, records)
     statuses = {}
     for r in records.values(): statuses[r['status']] = statuses.get(r['status'], 0) + 1
     return GatherReport(mpath, len(todo), len(items) - len(todo), statuses, counts['near_duplicates'], time.monotonic() - start)
 
-# %% ../nbs/01_gather.ipynb #895fa6b7
+# %% ../nbs/01_gather.ipynb #030ab048
 def urls_file_items(path:Path, # text file: one `category URL` per line; `#` comments
                    )->list:
     "Items for `gather` from a file of `category URL` lines."
@@ -540,7 +562,7 @@ def folder_items(path:Path, # folder holding one folder of images per category
     return [dict(category=d.name, url=str(f.resolve()), query=f'folder:{d.name}', title=f.name, local=True)
             for d in cats for f in sorted(d.iterdir()) if f.is_file() and not f.name.startswith('.')]
 
-# %% ../nbs/01_gather.ipynb #bb7967c3
+# %% ../nbs/01_gather.ipynb #6d7a31ce
 @call_parse
 def main(urls:str=None,            # file of `category URL` lines to download instead of searching
          from_folder:str=None,     # folder of category folders of your own photos, instead of searching
