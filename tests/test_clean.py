@@ -1,7 +1,7 @@
 "Cleaning never loses a mark or a file: widget marks survive view switches; apply is journalled, resumable and undoable."
 import csv, dataclasses, io, os, random, subprocess, sys, textwrap
 from collections import Counter
-from contextlib import redirect_stdout
+from contextlib import nullcontext, redirect_stdout
 from pathlib import Path
 import numpy as np
 import pytest
@@ -226,6 +226,7 @@ def test_kfold_probs_are_out_of_sample(toy):
     class Fake:
         def __init__(self, fs): self.dls = self; self.vocab = VOCAB; trained.append(set(fs))
         def test_dl(self, fs, **kw): predicted.append((len(trained) - 1, list(fs))); return fs
+        def no_bar(self): return nullcontext()
         def get_preds(self, dl):
             import torch
             return torch.tensor(label_probs(dl)), None
