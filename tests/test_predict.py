@@ -1,0 +1,97 @@
+"The fast predictor: same answers as fastai on every photo, no torch on its path, a fresh ONNX file, and 'not a bear'."
+import json, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+from conftest import BEAR_DATA, ROOT, needs_bear_data
+from bear_app.images import image_files
+from bear_app.predict import (Predictor, fastai_probs, fit_ood, ood_path, onnx_is_stale, sample_ood_images, file_sha256)
+
+MODELS = ROOT/'models'
+PKL, ONNX = MODELS/'bear_model.pkl', MODELS/'bear_model.onnx'
+needs_ood = pytest.mark.skipif(not ood_path(ONNX).exists(), reason=f"{ood_path(ONNX).name} not found (run fit_ood)")
+
+@pytest.fixture(scope='module')
+def pred(): return Predictor(ONNX)
+
+@pytest.fixture(scope='module')
+def bear_files(): return image_files(BEAR_DATA)
+
+@pytest.fixture(scope='module')
+def ours(pred, bear_files): return pred.predict_many(bear_files)
+
+@needs_bear_data
+def test_fastai_batch_path_is_what_predict_says(bear_files):
+    "The agreement test compares with get_preds; check on a sample of awkward files that it equals Learner.predict."
+    odd = [f for f in bear_files if f.suffix.lower() not in ('.jpg', '.jpeg')][:3] + bear_files[::140]
+    np.testing.assert_allclose(fastai_probs(PKL, odd), fastai_probs(PKL, odd, one_by_one=True), atol=1e-5)
+
+@needs_bear_data
+def test_same_answers_as_fastai_on_every_photo(pred, bear_files, ours):
+    assert len(bear_files) >= 400
+    theirs = fastai_probs(PKL, bear_files)
+    mine = np.array([[r['probs'][c] for c in pred.vocab] for r in ours])
+    assert not [r['error'] for r in ours if r['error']]
+    wrong = [str(f) for f, a, b in zip(bear_files, mine.argmax(1), theirs.argmax(1)) if a != b]
+    assert wrong == [], f"top-1 differs from fastai on {wrong}"
+    assert np.abs(mine - theirs).max() < 0.01
+
+def test_predict_path_imports_neither_torch_nor_fastai(tmp_path):
+    Image.new('RGB', (320, 240), (90, 60, 30)).save(tmp_path/'a.png')
+    code = ("import sys, bear_app.predict as p; r = p.Predictor().predict(sys.argv[1]); assert r['error'] is None, r; "
+            "print(sorted(m for m in ('torch', 'fastai') if m in sys.modules))")
+    out = subprocess.run([sys.executable, '-c', code, str(tmp_path/'a.png')], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '[]'
+
+def test_stale_onnx_is_rebuilt_from_the_learner(tmp_path, pred):
+    for f in (PKL, ONNX.with_suffix('.json')): shutil.copy(f, tmp_path)
+    onnx = tmp_path/'bear_model.onnx'
+    assert onnx_is_stale(tmp_path/'bear_model.pkl', onnx) == 'bear_model.onnx is missing'
+    with pytest.warns(UserWarning, match='ood'): rebuilt = Predictor(onnx)
+    assert onnx.exists() and onnx_is_stale(tmp_path/'bear_model.pkl', onnx) is None
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    a, b = rebuilt.predict(img), pred.predict(img)
+    assert a['label'] == b['label'] and max(abs(a['probs'][c] - b['probs'][c]) for c in a['probs']) < 1e-4
+    assert a['ood'] is None and a['ood_score'] is None   # no calibration file beside the copy
+    (tmp_path/'bear_model.pkl').write_bytes(PKL.read_bytes() + b'\0')   # "retrained"
+    assert 'changed' in onnx_is_stale(tmp_path/'bear_model.pkl', onnx)
+
+@needs_ood
+def test_every_prediction_says_whether_it_is_out_of_domain(pred):
+    r = pred.predict(Image.new('RGB', (300, 200), (120, 80, 40)))
+    assert isinstance(r['ood'], bool) and 0 <= r['ood_score'] <= 1
+    bad = pred.predict(b'not a photo')
+    assert bad['error'] and bad['ood'] is None and bad['ood_score'] is None
+
+@needs_ood
+def test_cat_and_astronaut_are_not_bears(pred):
+    s = sample_ood_images(n_synthetic=5)
+    for name in ('cat (skimage chelsea)', 'astronaut (skimage)', 'noise', 'flat colour', 'drawn shapes'):
+        assert all(r['ood'] for r in pred.predict_many(s[name])), name
+
+@needs_ood
+@needs_bear_data
+def test_bear_photos_are_in_domain(ours):
+    flagged = [r['ood'] for r in ours]
+    assert np.mean(flagged) <= 0.01, f"{sum(flagged)} of {len(flagged)} bear photos flagged as not bears"
+
+@needs_ood
+def test_cli_json_lines_carry_ood(tmp_path):
+    s = sample_ood_images(n_synthetic=0)
+    s['cat (skimage chelsea)'][0].save(tmp_path/'cat.png')
+    out = subprocess.run([str(Path(sys.executable).parent/'bear-predict'), '--json', str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    line = json.loads(out.stdout)
+    assert line['ood'] is True and line['ood_score'] > 0.5
+
+@needs_bear_data
+def test_in_domain_is_learned_from_the_training_images(tmp_path, bear_files):
+    "Fit on teddy bears only: held-out teddies pass, grizzlies become 'out of domain'."
+    teddy = [f for f in bear_files if f.parent.name == 'teddy']
+    grizzly = [f for f in bear_files if f.parent.name == 'grizzly'][:20]
+    info = fit_ood(teddy[:60], tmp_path/'teddy.ood.json', ood_images={'grizzly': grizzly}, folds=3,
+                   imagenet=MODELS/'imagenet_lite0.onnx')
+    saved = json.loads((tmp_path/'teddy.ood.json').read_text())
+    assert saved['classes'] == info['classes'] and saved['measured']['in_domain_cv_pass'] >= 0.95
+    assert saved['measured']['ood_flag_rate']['grizzly'] >= 0.8
