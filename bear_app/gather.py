@@ -8,7 +8,7 @@ __all__ = ['USER_AGENT', 'FIELDS', 'make_image', 'LoopbackHost', 'SearchUnavaila
            'BadImage', 'check_image', 'phash_file', 'phash_distance', 'near_duplicate_groups', 'read_manifest',
            'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items', 'main']
 
-# %% ../nbs/01_gather.ipynb #7d421899
+# %% ../nbs/01_gather.ipynb #a75dcc52
 import hashlib, http.client, json, os, random, re, socket, threading, time, urllib.parse, urllib.request, uuid, warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from .config import get_settings
 
-# %% ../nbs/01_gather.ipynb #329b0d39
+# %% ../nbs/01_gather.ipynb #839cff70
 def make_image(seed:int,          # same seed, same picture
                size:int=96,       # width and height in pixels
                fmt:str='JPEG',    # PIL format to encode to
@@ -41,7 +41,7 @@ def make_image(seed:int,          # same seed, same picture
     b = BytesIO(); im.save(b, fmt, **({'quality': 85} if fmt == 'JPEG' else {}))
     return b.getvalue()
 
-# %% ../nbs/01_gather.ipynb #2b5334b6
+# %% ../nbs/01_gather.ipynb #8473ec3f
 def _near_copy(data:bytes)->bytes:
     "The same picture, slightly smaller and recompressed: a near-duplicate."
     im = Image.open(BytesIO(data)).convert('RGB')
@@ -175,7 +175,7 @@ class LoopbackHost:
     @property
     def urls(self): return {c: [r['image'] for r in rs] for c, rs in self.results.items()}
 
-# %% ../nbs/01_gather.ipynb #42f20fd8
+# %% ../nbs/01_gather.ipynb #c6fd149c
 class SearchUnavailable(RuntimeError):
     "The image search engine cannot be reached or keeps refusing."
 
@@ -194,7 +194,7 @@ def http_search_backend(endpoint:str, # URL answering `?q=QUERY&n=N` with a JSON
         except OSError as e: raise TimeoutError(f'{endpoint}: {e}') from e
     return search
 
-# %% ../nbs/01_gather.ipynb #d58b5de1
+# %% ../nbs/01_gather.ipynb #97a08b3f
 def _transient(e:Exception)->bool:
     "Is `e` worth retrying: a rate limit, a timeout or a connection error?"
     name = type(e).__name__
@@ -228,7 +228,7 @@ def search_images(query:str,             # what to search for, e.g. 'grizzly bea
                         height=r.get('height'), query=query))
     return out
 
-# %% ../nbs/01_gather.ipynb #4c3cef0c
+# %% ../nbs/01_gather.ipynb #9f740602
 _MAGIC = [(b'\xff\xd8\xff', 'jpg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF87a', 'gif'), (b'GIF89a', 'gif'),
           (b'BM', 'bmp'), (b'II*\x00', 'tif'), (b'MM\x00*', 'tif')]
 
@@ -250,7 +250,7 @@ def describe_bytes(head:bytes)->str:
     if s.startswith((b'{', b'[')): return 'JSON'
     return f'starts with {head[:12]!r}'
 
-# %% ../nbs/01_gather.ipynb #04896d70
+# %% ../nbs/01_gather.ipynb #6c3b8936
 _IMG_EXTS = ('jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'heic', 'heif', 'avif', 'jfif')
 
 def safe_stem(name:str,     # a URL path component or file name, possibly hostile
@@ -268,7 +268,7 @@ def url_stem(url:str)->str:
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
     return f"{safe_stem(path, 32)}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/01_gather.ipynb #51638472
+# %% ../nbs/01_gather.ipynb #55d25fb1
 class FetchError(Exception):
     "A download that failed, with the reason."
 
@@ -327,7 +327,7 @@ def fetch_url(url:str,                  # http(s) URL of an image
     finally:
         if conn: conn.close()
 
-# %% ../nbs/01_gather.ipynb #f03719a3
+# %% ../nbs/01_gather.ipynb #867e9327
 class BadImage(Exception):
     "A file that does not decode as an image, with the reason."
 
@@ -349,7 +349,7 @@ def check_image(path:Path, # file to decode
     except Image.DecompressionBombError as e: raise BadImage(f'too many pixels (decompression bomb guard): {e}') from None
     except Exception as e: raise BadImage(f'cannot decode: {type(e).__name__}: {e}') from None
 
-# %% ../nbs/01_gather.ipynb #983d42d3
+# %% ../nbs/01_gather.ipynb #75b2fb34
 def phash_file(path:Path)->str: # perceptual hash, 16 hex digits
     "The perceptual hash (`imagehash.phash`) of the image at `path`."
     with Image.open(path) as im: return _phash(im)
@@ -358,7 +358,7 @@ def phash_distance(a:str, b:str)->int:
     "Number of bits in which two hex perceptual hashes differ."
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
-# %% ../nbs/01_gather.ipynb #ca70ee7e
+# %% ../nbs/01_gather.ipynb #b2fef9b5
 def near_duplicate_groups(paths:list,           # image files (or anything, when `hashes` is given)
                           max_distance:int=6,   # largest phash distance, in bits, that counts as the same picture
                           hashes:dict|None=None,# path -> hex phash, to skip decoding (e.g. from the manifest)
@@ -379,7 +379,7 @@ def near_duplicate_groups(paths:list,           # image files (or anything, when
     for i, p in enumerate(paths): groups.setdefault(root(i), []).append(p)
     return [g for g in groups.values() if len(g) > 1]
 
-# %% ../nbs/01_gather.ipynb #172c7163
+# %% ../nbs/01_gather.ipynb #4609a492
 FIELDS = ['url', 'query', 'category', 'file', 'sha256', 'phash', 'width', 'height', 'status', 'reason',
           'format', 'bytes', 'title', 'source', 'order']
 
@@ -400,7 +400,7 @@ def write_manifest(path:Path, records:dict):
     tmp.write_text(''.join(json.dumps({k: r.get(k) for k in FIELDS}) + '\n' for r in rows))
     os.replace(tmp, path)
 
-# %% ../nbs/01_gather.ipynb #141b8496
+# %% ../nbs/01_gather.ipynb #8c13a2f6
 def _move(dest:Path, r:dict, to:str):
     "Move the file of record `r` to `to` (relative to `dest`); a no-op when it is already there."
     src, dst = dest/r['file'], dest/to
@@ -432,7 +432,7 @@ def dedupe(records:dict,        # the manifest, (category, url) -> record; updat
         _move(dest, r, f"{r['category']}/{name}" if r['status'] == 'ok' else f".duplicates/{r['category']}/{name}")
     return dict(duplicates=sum(r['status'] == 'duplicate' for r in imgs), near_duplicates=sum(r['status'] == 'near_duplicate' for r in imgs))
 
-# %% ../nbs/01_gather.ipynb #2f9ca3b6
+# %% ../nbs/01_gather.ipynb #f54a3307
 @dataclass
 class GatherReport:
     "What a `gather` run did."
@@ -488,7 +488,7 @@ def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None):
         return r | dict(reason=str(e) if isinstance(e, FetchError) else f'cannot read or write: {e}')
     return cpu.submit(_place, r, part, item, dest, ext) if cpu else _place(r, part, item, dest, ext)
 
-# %% ../nbs/01_gather.ipynb #ebb2854c
+# %% ../nbs/01_gather.ipynb #e88d1138
 def gather(items:list,                # dicts with url, category (and query, title, source, width, height)
            dest:Path,                 # data folder: category folders and manifest.jsonl go here
            workers:int=8,             # parallel downloads
@@ -524,6 +524,7 @@ def gather(items:list,                # dicts with url, category (and query, tit
     with open(mpath, 'a') as journal, ThreadPoolExecutor(os.cpu_count() or 2) as cpu, ThreadPoolExecutor(max(1, workers)) as ex:
         pending = {ex.submit(_process, it, dest, timeout, max_bytes, deadline, cpu) for it in todo}
         pb, n = (progress_bar(range(len(todo)), leave=False) if progress and todo else None), 0
+        if pb: pb.update(0)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
@@ -540,7 +541,7 @@ def gather(items:list,                # dicts with url, category (and query, tit
     for r in records.values(): statuses[r['status']] = statuses.get(r['status'], 0) + 1
     return GatherReport(mpath, len(todo), len(items) - len(todo), statuses, counts['near_duplicates'], time.monotonic() - start)
 
-# %% ../nbs/01_gather.ipynb #030ab048
+# %% ../nbs/01_gather.ipynb #0342cf37
 def urls_file_items(path:Path, # text file: one `category URL` per line; `#` comments
                    )->list:
     "Items for `gather` from a file of `category URL` lines."
@@ -562,7 +563,7 @@ def folder_items(path:Path, # folder holding one folder of images per category
     return [dict(category=d.name, url=str(f.resolve()), query=f'folder:{d.name}', title=f.name, local=True)
             for d in cats for f in sorted(d.iterdir()) if f.is_file() and not f.name.startswith('.')]
 
-# %% ../nbs/01_gather.ipynb #6d7a31ce
+# %% ../nbs/01_gather.ipynb #1c86164d
 @call_parse
 def main(urls:str=None,            # file of `category URL` lines to download instead of searching
          from_folder:str=None,     # folder of category folders of your own photos, instead of searching
