@@ -6,7 +6,7 @@
 __all__ = ['log', 'describe_categories', 'not_a_bear_message', 'uploaded_files', 'thumbnail', 'result_html', 'BearApp',
            'classify_one', 'answer', 'show', 'on_upload', 'on_click_classify', 'upload_value']
 
-# %% ../nbs/05_app.ipynb #80d6a099
+# %% ../nbs/05_app.ipynb #47761b25
 import base64, html, io, logging
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +15,7 @@ from PIL import Image
 from .config import get_settings
 from .images import ImageError, open_image
 
-# %% ../nbs/05_app.ipynb #27f35fcc
+# %% ../nbs/05_app.ipynb #c8baf0ba
 def _join(words:list)->str:
     return words[0] if len(words) == 1 else ', '.join(words[:-1]) + ' or ' + words[-1]
 
@@ -34,13 +34,13 @@ def not_a_bear_message(categories:dict, # settings' categories: folder -> query
     "The sentence the app shows when a photo looks like none of the categories."
     return f"This doesn't look like {describe_categories([categories[k] for k in sorted(categories)])}."
 
-# %% ../nbs/05_app.ipynb #9b21a566
+# %% ../nbs/05_app.ipynb #f8f166cf
 def uploaded_files(value:tuple, # `FileUpload.value` (ipywidgets 8)
                   )->list:      # (file name, content bytes) for each file, in upload order
     "The files in an ipywidgets 8 `FileUpload.value`."
     return [(f.get('name') or 'photo', bytes(f['content'])) for f in value]
 
-# %% ../nbs/05_app.ipynb #edd4cef0
+# %% ../nbs/05_app.ipynb #9103322f
 def thumbnail(img:Image.Image, # a decoded RGB picture (from `open_image`)
               size:int=192,    # longest side in pixels
              )->bytes:         # JPEG bytes
@@ -51,7 +51,7 @@ def thumbnail(img:Image.Image, # a decoded RGB picture (from `open_image`)
     t.save(buf, 'JPEG', quality=85)
     return buf.getvalue()
 
-# %% ../nbs/05_app.ipynb #8d8a7893
+# %% ../nbs/05_app.ipynb #349a0399
 def _bars(probs:dict)->str:
     rows = []
     for k, p in sorted(probs.items(), key=lambda kv: -kv[1]):
@@ -79,12 +79,12 @@ def result_html(r:dict,         # one result from `BearApp.classify_one`
             f'<img src="data:image/jpeg;base64,{img}" alt="{name}" style="max-width:192px;max-height:192px">'
             f'<div><div style="color:#666">{name}</div>{head}{_bars(r["probs"])}</div></div>')
 
-# %% ../nbs/05_app.ipynb #a99e1ecd
+# %% ../nbs/05_app.ipynb #d8c3688c
 log = logging.getLogger(__name__)
 
 def _load_predictor():
     from bear_app.predict import Predictor
-    p = Predictor()
+    p = Predictor(threads=1)   # one thread per visitor's kernel: measured faster on 2 cores than a spinning pool
     p.predict(Image.new('RGB', (64, 64)))  # warm-up: the first run of an ONNX session is slower
     return p
 
@@ -114,7 +114,7 @@ class BearApp:
         if self._predictor is None: self._predictor = self._loading.result()
         return self._predictor
 
-# %% ../nbs/05_app.ipynb #ed273960
+# %% ../nbs/05_app.ipynb #8681b4bd
 def classify_one(self:BearApp, name:str, data:bytes)->dict:
     "Classify one uploaded file: a result dict with name, thumb, label, probability, probs, ood; or name and error."
     try:
@@ -142,7 +142,7 @@ def show(self:BearApp, results:list):
                                 for r in results)
 BearApp.show = show
 
-# %% ../nbs/05_app.ipynb #27c53be2
+# %% ../nbs/05_app.ipynb #fa336d6f
 def on_upload(self:BearApp, change):
     "A new choice of files: enable Classify and clear the previous answer; an emptied widget disables it."
     if change['new']:
@@ -160,9 +160,9 @@ def on_click_classify(self:BearApp, btn=None):
     try:
         for name, data in files:
             self.results.append(self.classify_one(name, data))
-            self.show(self.results)
             self.lbl_pred.value = self.answer(self.results[-1]) if len(files) == 1 else \
                 f"{len(self.results)} of {len(files)} classified"
+            self.show(self.results)
         if len(files) > 1: self.lbl_pred.value = f"{len(files)} files classified: " + \
             ', '.join('unreadable' if r.get('error') else 'not a bear' if r.get('ood') else r['label'] for r in self.results)
     except Exception as e:
@@ -173,7 +173,7 @@ def on_click_classify(self:BearApp, btn=None):
         self.btn_run.disabled = not self.btn_upload.value
 BearApp.on_click_classify = on_click_classify
 
-# %% ../nbs/05_app.ipynb #85fdafcb
+# %% ../nbs/05_app.ipynb #1ee8e921
 def upload_value(files:list, # (name, bytes) pairs
                 )->tuple:    # what ipywidgets 8's `FileUpload.value` holds after the browser sends `files`
     "A `FileUpload.value` for `files`, as ipywidgets 8 builds it (for tests and benchmarks)."

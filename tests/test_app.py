@@ -31,6 +31,10 @@ def classify(app, *files):
     app.btn_run.click()
     return app.lbl_pred.value, [o['data']['text/html'] for o in app.out_pl.outputs]
 
+def answered(app, label):
+    "True when `label` is an answer (a prediction, or 'not a bear' with a best guess), not an error message."
+    return label.startswith('Prediction: ') or label.startswith(app.not_a_bear)
+
 def png_header_bomb(w=20000, h=20000):
     "A small PNG file that declares w x h pixels (a decompression bomb)."
     def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
@@ -49,13 +53,13 @@ BAD = {
 @pytest.mark.parametrize('name', BAD)
 def test_bad_file_gets_a_message_and_clears_previous_answer(app, name):
     good_label, good_html = classify(app, ('first.png', encode(photo(), 'PNG')))
-    assert good_label.startswith('Prediction: ') and 'data:image/jpeg' in good_html[0]
+    assert answered(app, good_label) and 'data:image/jpeg' in good_html[0]
     label, html = classify(app, (name, BAD[name]()))
     assert label.startswith(f'{name}: ') and len(label) > len(name) + 10, label
     assert len(html) == 1 and 'bear-error' in html[0] and 'data:image' not in html[0]
     assert good_label not in label
     # the app goes on: the next upload is classified
-    assert classify(app, ('again.png', encode(photo(), 'PNG')))[0].startswith('Prediction: ')
+    assert answered(app, classify(app, ('again.png', encode(photo(), 'PNG')))[0])
 
 def test_messages_say_what_is_wrong(app):
     assert 'empty' in classify(app, ('e.jpg', b''))[0]
@@ -94,7 +98,7 @@ def test_unusual_file_is_classified(app, name):
     label, html = classify(app, (name, data))
     r = app.results[-1]
     assert not r.get('error'), r.get('error')
-    assert r['label'] in get_settings().vocab and label == f"Prediction: {r['label']}; Probability: {r['probability']:.1%}"
+    assert r['label'] in get_settings().vocab and label == app.answer(r) and answered(app, label)
     assert 'data:image/jpeg;base64,' in html[0] and f'data-label="{r["label"]}"' in html[0]
     assert abs(sum(r['probs'].values()) - 1) < 1e-4 and all(f'{p:.1%}' in html[0] for p in r['probs'].values())
     assert max(Image.open(io.BytesIO(r['thumb'])).size) == 192
@@ -148,3 +152,44 @@ def test_a_grizzly_is_a_grizzly(app):
     f = sorted((BEAR_DATA/'grizzly').iterdir())[0]
     label, html = classify(app, (f.name, f.read_bytes()))
     assert label.startswith('Prediction: grizzly; ') and 'data-label="grizzly"' in html[0]
+
+# --- deployment configuration ---
+
+def pins(path):
+    "name -> version for every `name==version` line of a requirements file."
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.split('#')[0].strip()
+        if '==' in line and not line.startswith('-'):
+            name, ver = line.split('==', 1)
+            out[name.strip().lower().replace('_', '-')] = ver.strip()
+    return out
+
+def test_binder_pins_agree_with_the_project():
+    from conftest import ROOT
+    ours, binder = pins(ROOT/'requirements.txt'), pins(ROOT/'binder'/'requirements.txt')
+    shared = set(ours) & set(binder)
+    assert {'torch', 'voila', 'ipywidgets', 'onnxruntime'} <= shared
+    assert {k: binder[k] for k in shared} == {k: ours[k] for k in shared}
+    assert '--extra-index-url https://download.pytorch.org/whl/cpu' in (ROOT/'binder'/'requirements.txt').read_text()
+    assert 'pip install --no-deps -e .' in (ROOT/'binder'/'postBuild').read_text()
+
+def test_binder_badge_opens_the_app():
+    import re, urllib.parse
+    from conftest import ROOT
+    readme = ROOT/'README.md'
+    if not readme.exists(): pytest.skip('no README.md yet')
+    urls = re.findall(r'\(https://mybinder\.org/v2/gh/[^)]*urlpath=([^)&]+)\)', readme.read_text())
+    if not urls: pytest.skip('README.md has no Binder badge yet')
+    path = urllib.parse.unquote(urls[0])
+    assert path.startswith('voila/render/') and (ROOT/path.removeprefix('voila/render/')).is_file(), path
+
+def test_voila_config():
+    from conftest import ROOT
+    for f, server in (('voila.json', 'Voila'), ('jupyter_config.json', 'ServerApp')):
+        c = json.loads((ROOT/f).read_text())
+        assert c[server]['tornado_settings']['websocket_max_message_size'] >= 20 * 2**20, f   # a 15 MB photo fits
+        assert c['VoilaConfiguration']['show_tracebacks'] is False
+        assert c['MappingKernelManager']['cull_idle_timeout'] > 0
+        assert (ROOT/'share'/'jupyter'/'voila'/'templates'/c['VoilaConfiguration']['template']/'index.html.j2').is_file()
+    assert 'https://' not in (ROOT/'share'/'jupyter'/'voila'/'templates'/'bear'/'index.html.j2').read_text()
