@@ -19,7 +19,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
 
 app: $(STAMP)
 	@echo "bear_app: open http://localhost:$(PORT)/ (Ctrl-C stops it)"
-	$(BIN)/voila nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/voila nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
 
 test: $(STAMP)
 	$(BIN)/pytest -q
