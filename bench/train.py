@@ -1,0 +1,71 @@
+"""Bench: the book's chapter-2 recipe against ours, on the same photos in one run: wall time of a full training run,
+validation error on the settings' seeded split (near-duplicates kept together), and k-fold cross-validated error.
+
+    .venv/bin/python bench/train.py                      # book and ours, 5 folds
+    .venv/bin/python bench/train.py --variants ours,ls --k 5 --json /tmp/cv.jsonl
+"""
+import argparse, dataclasses, json, time
+from bear_app.config import get_settings
+from bear_app.gather import near_duplicate_groups
+from bear_app.train import (BOOK, OURS, MAX_DISTANCE, GroupedSplitter, cross_validate, dataset_files, train_learner,
+                            validation_metrics)
+
+R = dataclasses.replace
+VARIANTS = {
+    'book': BOOK,
+    'ours': OURS,
+    'crop160': R(OURS, name='crop160', method='crop'),
+    'sq128e3': R(OURS, name='sq128e3', size=128),
+    'sq128e4': R(OURS, name='sq128e4', size=128, epochs=4),
+    'sq160e2': R(OURS, name='sq160e2', epochs=2),
+    'sq160e4': R(OURS, name='sq160e4', epochs=4),
+    'sq192e3': R(OURS, name='sq192e3', size=192),
+    'sq160lr3': R(OURS, name='sq160lr3', lr=3e-3),
+    'sq160ls': R(OURS, name='sq160ls', label_smoothing=0.1),
+    'sq224e4': R(OURS, name='sq224e4', size=224, epochs=4),
+}
+
+def single_run(s, files, r):
+    "Wall time and validation error of one training run from cold (nothing decoded yet)."
+    groups = near_duplicate_groups(files, MAX_DISTANCE)
+    t0 = time.time()
+    learn = train_learner(s, files, r, GroupedSplitter(near_duplicate_groups(files, MAX_DISTANCE), s.valid_pct, s.seed), quiet=True)
+    secs = time.time() - t0
+    return {'seconds': round(secs, 1), 'valid_error': validation_metrics(learn)['error_rate'], 'groups': len(groups)}
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--variants', default='book,ours')
+    ap.add_argument('--k', type=int, default=5)
+    ap.add_argument('--no-single', action='store_true', help='cross-validate only')
+    ap.add_argument('--json', help='append one JSON line per variant to this file')
+    a = ap.parse_args()
+    s = get_settings()
+    files = sorted(dataset_files(s))
+    print(f"{len(files)} photos, {a.k}-fold CV, seed {s.seed}")
+    res = {}
+    for name in a.variants.split(','):
+        r = VARIANTS[name]
+        out = {'variant': name, 'recipe': dataclasses.asdict(r)}
+        if not a.no_single: out.update(single_run(s, files, r))
+        if a.k: 
+            cv = cross_validate(s, files, a.k, r)
+            out.update(cv_error=cv['error'], cv_fold_errors=cv['fold_errors'], cv_seconds=cv['seconds'], cv_wrong=cv['wrong'])
+        res[name] = out
+        print(f"{name:10s} train {out.get('seconds', float('nan')):6.1f} s  valid error {out.get('valid_error', float('nan')):.3f}  "
+              f"{a.k}-fold CV error {out.get('cv_error', float('nan')):.4f} (folds {[round(e, 3) for e in out.get('cv_fold_errors', [])]}, {out.get('cv_seconds')} s)",
+              flush=True)
+        if a.json:
+            with open(a.json, 'a') as f: f.write(json.dumps(out) + '\n')
+    if 'book' in res:
+        b = res['book']
+        for name, o in res.items():
+            if name == 'book': continue
+            parts = []
+            if 'seconds' in o: parts.append(f"time {o['seconds'] / b['seconds']:.2f}x")
+            if 'cv_error' in o and b.get('cv_error'): parts.append(f"CV error {o['cv_error'] / b['cv_error']:.2f}x")
+            print(f"{name} / book: " + ', '.join(parts))
+    for name, o in res.items():
+        for w in o.get('cv_wrong', []): print(f"  {name} wrong: {w['file']} labelled {w['label']}, predicted {w['predicted']} ({w['probability']})")
+
+if __name__ == '__main__': main()

@@ -1,0 +1,124 @@
+"Training: bear-train's outputs, a seeded split that keeps near-duplicates together, the card's fingerprint, the offline arch."
+import json, os, socket, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pytest
+from PIL import Image
+from bear_app.config import read_settings
+from bear_app.gather import near_duplicate_groups
+from bear_app.train import (MAX_DISTANCE, OURS, GroupedSplitter, bear_datablock, dataset_files, efficientnet_lite0,
+                            fingerprint, get_arch, group_folds, imagenet_top)
+from bear_app.images import open_image, image_files
+
+ROOT = Path(__file__).resolve().parents[1]
+BEAR_DATA = Path(os.environ.get('BEAR_DATA', ROOT/'..'/'shared'/'data'/'bears'))
+needs_data = pytest.mark.skipif(not BEAR_DATA.is_dir(), reason=f'no bear photos at {BEAR_DATA} (set BEAR_DATA)')
+CATS = {'red': (200, 40, 40), 'green': (40, 170, 60), 'blue': (40, 60, 200)}
+
+def picture(rng, colour, size=72):
+    "A noisy picture dominated by `colour`, with a random bright rectangle: each one different."
+    a = np.clip(rng.normal(colour, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+    x, y = rng.integers(0, size//2, 2)
+    a[y:y+size//3, x:x+size//3] = rng.integers(0, 256, 3)
+    return Image.fromarray(a)
+
+def make_dataset(root:Path, n:int=10, dups:int=2, seed:int=0)->list:
+    "`n` generated photos per category, `dups` of them per category also saved as a shrunk, recompressed near-copy."
+    rng, groups = np.random.default_rng(seed), []
+    for c, col in CATS.items():
+        (root/c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            im = picture(rng, col)
+            im.save(root/c/f'{i:03d}.jpg', quality=90)
+            if i < dups:
+                im.resize((64, 64)).save(root/c/f'{i:03d}_copy.jpg', quality=60)
+                groups.append({root/c/f'{i:03d}.jpg', root/c/f'{i:03d}_copy.jpg'})
+    return groups
+
+def write_settings(tmp:Path, data:Path, seed:int=42)->Path:
+    ini = tmp/'settings.ini'
+    ini.write_text("[categories]\n" + ''.join(f"{c} = {c} things\n" for c in CATS) +
+                   f"[train]\nseed = {seed}\nbatch_size = 8\n[paths]\ndata = {data}\nmodels = models\n")
+    return ini
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data')
+    return root, make_dataset(root)
+
+def test_bear_train_writes_model_card_and_png(dataset, tmp_path):
+    root, groups = dataset
+    ini, models = write_settings(tmp_path, root), tmp_path/'out'
+    env = {**os.environ, 'BEAR_SETTINGS': str(ini), 'BEAR_SMALL': '1'}
+    env.pop('BEAR_DATA', None)
+    r = subprocess.run([str(ROOT/'.venv'/'bin'/'bear-train'), '--models', str(models)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p.name for p in models.iterdir()} >= {'bear_model.pkl', 'bear_model.onnx', 'bear_model.json', 'bear_model.png'}
+    assert Image.open(models/'bear_model.png').size[0] > 100
+    card = json.loads((models/'bear_model.json').read_text())
+    test_vocab = sorted(CATS)
+    assert card['vocab'] == test_vocab and card['arch'] == 'efficientnet_lite0' and card['seed'] == 42
+    m = card['metrics']
+    assert set(m['per_class_error']) == set(test_vocab) and 0 <= m['error_rate'] <= 1
+    cm = m['confusion_matrix']['counts']
+    assert len(cm) == 3 and sum(map(sum, cm)) == m['n_valid'] > 0
+    assert card['near_duplicates']['groups_merged'] == len(groups) and card['small_run'] is True
+    assert card['preprocessing']['method'] in ('crop', 'squish') and card['preprocessing']['presize']
+    assert set(card['versions']) >= {'torch', 'fastai', 'timm'} and card['train_seconds'] > 0 and card['recipe']['epochs'] == 1
+    files = dataset_files(read_settings(ini, env={}), root)
+    from bear_app.train import small_subset
+    assert card['fingerprint'] == fingerprint(small_subset(sorted(files)))
+    from fastai.learner import load_learner
+    assert list(load_learner(models/'bear_model.pkl').dls.vocab) == test_vocab
+    from bear_app.predict import Predictor
+    assert Predictor(models/'bear_model.onnx').predict(root/'red'/'005.jpg')['label'] in test_vocab
+
+def valid_files(s, files, seed):
+    groups = near_duplicate_groups(files, MAX_DISTANCE)
+    dsets = bear_datablock(s, OURS, GroupedSplitter(groups, 0.25, seed)).datasets(files)
+    return sorted(map(str, dsets.valid.items))
+
+def test_same_seed_same_split(dataset, tmp_path):
+    root, _ = dataset
+    s = read_settings(write_settings(tmp_path, root), env={})
+    files = dataset_files(s)
+    a, b, c = valid_files(s, files, 42), valid_files(s, list(reversed(files)), 42), valid_files(s, files, 7)
+    assert a == b and a != c and len(a) == round(0.25 * len(files))
+
+def test_near_duplicates_stay_on_one_side(dataset, tmp_path):
+    root, groups = dataset
+    files = dataset_files(read_settings(write_settings(tmp_path, root), env={}))
+    found = near_duplicate_groups(files, MAX_DISTANCE)
+    assert {frozenset(g) for g in found} == {frozenset(g) for g in groups}
+    for seed in range(10):
+        train, valid = GroupedSplitter(found, 0.2, seed)(files)
+        valid = {files[i] for i in valid}
+        for g in groups: assert g <= valid or not (g & valid), (seed, g)
+    for fold in group_folds(files, found, k=4, seed=3):
+        fold = {files[i] for i in fold}
+        for g in groups: assert g <= fold or not (g & fold)
+
+def test_fingerprint_changes_with_a_file(tmp_path):
+    make_dataset(tmp_path, n=3, dups=0)
+    files = image_files(tmp_path)
+    before = fingerprint(files)
+    assert fingerprint(list(reversed(files))) == before
+    Image.new('RGB', (72, 72), 'white').save(files[0])
+    assert fingerprint(files) != before
+
+@needs_data
+def test_untouched_imagenet_head_knows_bears():
+    files = image_files(BEAR_DATA)[::7][:60]
+    model = efficientnet_lite0()
+    bears = [imagenet_top(model, open_image(f), k=1)[0] in (294, 295, 850) for f in files]
+    assert len(files) == 60 and sum(bears) >= 0.8 * len(files), sum(bears)
+
+@pytest.mark.timeout(120)
+def test_torchvision_arch_offline_names_lite0(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))  # no cached weights
+    try: socket.create_connection(('download.pytorch.org', 443), timeout=3).close()
+    except OSError: pass
+    else: pytest.skip('this machine can reach download.pytorch.org')
+    t0 = time.time()
+    with pytest.raises(RuntimeError, match='efficientnet_lite0'): get_arch('resnet18')
+    assert time.time() - t0 < 60
