@@ -28,10 +28,11 @@ VARIANTS = {
 def single_run(s, files, r):
     "Wall time and validation error of one training run from cold (nothing decoded yet)."
     groups = near_duplicate_groups(files, MAX_DISTANCE)
-    t0 = time.time()
-    learn = train_learner(s, files, r, GroupedSplitter(near_duplicate_groups(files, MAX_DISTANCE), s.valid_pct, s.seed), quiet=True)
-    secs = time.time() - t0
-    return {'seconds': round(secs, 1), 'valid_error': validation_metrics(learn)['error_rate'], 'groups': len(groups)}
+    t0, c0 = time.time(), time.process_time()
+    learn = train_learner(s, files, r, GroupedSplitter(groups, s.valid_pct, s.seed), quiet=True)
+    secs, cpu = time.time() - t0, time.process_time() - c0
+    return {'seconds': round(secs, 1), 'cpu_seconds': round(cpu, 1), 'valid_error': validation_metrics(learn)['error_rate'],
+            'groups': len(groups)}
 
 def main():
     ap = argparse.ArgumentParser()
@@ -43,29 +44,36 @@ def main():
     s = get_settings()
     files = sorted(dataset_files(s))
     print(f"{len(files)} photos, {a.k}-fold CV, seed {s.seed}")
-    res = {}
-    for name in a.variants.split(','):
-        r = VARIANTS[name]
-        out = {'variant': name, 'recipe': dataclasses.asdict(r)}
-        if not a.no_single: out.update(single_run(s, files, r))
-        if a.k: 
-            cv = cross_validate(s, files, a.k, r)
-            out.update(cv_error=cv['error'], cv_fold_errors=cv['fold_errors'], cv_seconds=cv['seconds'], cv_wrong=cv['wrong'])
-        res[name] = out
-        print(f"{name:10s} train {out.get('seconds', float('nan')):6.1f} s  valid error {out.get('valid_error', float('nan')):.3f}  "
-              f"{a.k}-fold CV error {out.get('cv_error', float('nan')):.4f} (folds {[round(e, 3) for e in out.get('cv_fold_errors', [])]}, {out.get('cv_seconds')} s)",
-              flush=True)
+    names, res = a.variants.split(','), {}
+    def report(name):
+        out = res[name]
+        print(f"{name:10s} train {out.get('seconds', float('nan')):6.1f} s wall ({out.get('cpu_seconds', float('nan')):6.1f} s CPU)  "
+              f"valid error {out.get('valid_error', float('nan')):.3f}  {a.k}-fold CV error {out.get('cv_error', float('nan')):.4f} "
+              f"(folds {[round(e, 3) for e in out.get('cv_fold_errors', [])]}, {out.get('cv_seconds')} s)", flush=True)
         if a.json:
             with open(a.json, 'a') as f: f.write(json.dumps(out) + '\n')
+    # every single run first (the timings), then the cross-validations (slow)
+    for name in names:
+        res[name] = {'variant': name, 'recipe': dataclasses.asdict(VARIANTS[name])}
+        if not a.no_single: res[name].update(single_run(s, files, VARIANTS[name])); report(name)
+    ratios(res)
+    for name in names if a.k else []:
+        cv = cross_validate(s, files, a.k, VARIANTS[name])
+        res[name].update(cv_error=cv['error'], cv_fold_errors=cv['fold_errors'], cv_seconds=cv['seconds'], cv_wrong=cv['wrong'])
+        report(name)
+    ratios(res)
+    for name, o in res.items():
+        for w in o.get('cv_wrong', []): print(f"  {name} wrong: {w['file']} labelled {w['label']}, predicted {w['predicted']} ({w['probability']})")
+
+def ratios(res):
+    "Each variant's figures over the book's."
     if 'book' in res:
         b = res['book']
         for name, o in res.items():
             if name == 'book': continue
             parts = []
-            if 'seconds' in o: parts.append(f"time {o['seconds'] / b['seconds']:.2f}x")
+            if 'seconds' in o: parts.append(f"wall time {o['seconds'] / b['seconds']:.2f}x, CPU time {o['cpu_seconds'] / b['cpu_seconds']:.2f}x")
             if 'cv_error' in o and b.get('cv_error'): parts.append(f"CV error {o['cv_error'] / b['cv_error']:.2f}x")
-            print(f"{name} / book: " + ', '.join(parts))
-    for name, o in res.items():
-        for w in o.get('cv_wrong', []): print(f"  {name} wrong: {w['file']} labelled {w['label']}, predicted {w['predicted']} ({w['probability']})")
+            print(f"{name} / book: " + ', '.join(parts), flush=True)
 
 if __name__ == '__main__': main()
