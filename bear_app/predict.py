@@ -8,7 +8,7 @@ __all__ = ['IMAGENET_PRE', 'shrink', 'fastai_resize', 'to_input', 'file_sha256',
            'batched_probs', 'fit_ood', 'softmax', 'default_model', 'Predictor', 'predict_many', 'sample_ood_images',
            'fastai_probs', 'expand_paths', 'format_line', 'main']
 
-# %% ../nbs/04_predict.ipynb #e912ed29
+# %% ../nbs/04_predict.ipynb #95256931
 import hashlib, json, os, sys, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +17,7 @@ from PIL import Image
 from .config import get_settings
 from .images import ImageError, open_image
 
-# %% ../nbs/04_predict.ipynb #7aeb9ca8
+# %% ../nbs/04_predict.ipynb #2013f877
 def shrink(img:Image.Image, short_side:int)->Image.Image:
     "Resize `img` so its short side is `short_side` px (never enlarges), as the training DataBlock's `get_x` does."
     s = short_side / min(img.size)
@@ -39,7 +39,7 @@ def to_input(img:Image.Image, pre:dict)->np.ndarray:
     a = np.asarray(fastai_resize(img, tuple(pre['size']), pre['method']), dtype=np.float32) / 255
     return ((a - np.float32(pre['mean'])) / np.float32(pre['std'])).transpose(2, 0, 1)
 
-# %% ../nbs/04_predict.ipynb #70680c38
+# %% ../nbs/04_predict.ipynb #27ff5552
 def file_sha256(path:Path)->str:
     "SHA-256 of the file at `path`."
     h = hashlib.sha256()
@@ -81,7 +81,7 @@ def _resize_size(learn):
     from fastai.vision.augment import Resize
     return next(t for t in learn.dls.after_item.fs if isinstance(t, Resize)).size[0]
 
-# %% ../nbs/04_predict.ipynb #ab36bddf
+# %% ../nbs/04_predict.ipynb #aabd7c72
 IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': 257}
 
 def imagenet_model()->Path:
@@ -103,7 +103,7 @@ def ood_path(model:Path)->Path:
     "The OOD calibration file beside `model`: `models/bear_model.ood.json`."
     return Path(model).with_name(Path(model).stem + '.ood.json')
 
-# %% ../nbs/04_predict.ipynb #d1694dec
+# %% ../nbs/04_predict.ipynb #3b81da60
 def learn_classes(P:np.ndarray, # ImageNet probabilities of the training images (N,1000)
                   min_mass:float=0.005, # keep a class when it holds at least this share of the mean probability
                  )->list:
@@ -115,7 +115,7 @@ def ood_scores(P:np.ndarray, classes:list)->np.ndarray:
     "Probability mass each image puts outside the learned `classes` (0: looks like training, 1: nothing like it)."
     return 1 - P[:, classes].sum(1)
 
-# %% ../nbs/04_predict.ipynb #d9567795
+# %% ../nbs/04_predict.ipynb #d5b5543e
 def cv_threshold(P:np.ndarray, # ImageNet probabilities of the training images
                  folds:int=5, min_mass:float=0.005,
                  target:float=0.9975, # share of held-out in-domain images that must pass
@@ -127,7 +127,7 @@ def cv_threshold(P:np.ndarray, # ImageNet probabilities of the training images
         sc[fold == k] = ood_scores(P[fold == k], learn_classes(P[fold != k], min_mass))
     return float(np.quantile(sc, target, method='higher')), sc
 
-# %% ../nbs/04_predict.ipynb #8060c530
+# %% ../nbs/04_predict.ipynb #2c5288ed
 def imagenet_session(path:Path|None=None, threads:int|None=None):
     "An onnxruntime session for the ImageNet Lite0, exporting it first if missing (that needs torch)."
     path = Path(path or imagenet_model())
@@ -137,6 +137,18 @@ def imagenet_session(path:Path|None=None, threads:int|None=None):
 def batched_probs(session, xs:list, bs:int=32)->np.ndarray:
     "Softmax of `session` over the inputs `xs`, `bs` at a time."
     return np.concatenate([softmax(session.run(['logits'], {'image': np.stack(xs[b:b+bs])})[0]) for b in range(0, len(xs), bs)])
+
+def _imagenet_names(classes):
+    "Readable names of ImageNet `classes`, for people reading the JSON (empty without timm)."
+    try: from timm.data import ImageNetInfo
+    except ImportError: return []
+    info = ImageNetInfo()
+    return [info.index_to_description(c) for c in classes]
+
+def _fingerprint(files):
+    "The training set's identity, as the model card's `fingerprint` (None unless every item is a path)."
+    if not all(isinstance(f, (str, Path)) for f in files): return None
+    return hashlib.sha256('\n'.join(sorted(file_sha256(f) for f in files)).encode()).hexdigest()
 
 def fit_ood(files:list,              # the training images (paths, bytes or PIL images)
             dest:Path|str,           # the JSON to write, e.g. models/bear_model.ood.json
@@ -153,15 +165,16 @@ def fit_ood(files:list,              # the training images (paths, bytes or PIL 
     flagged = {name: float((ood_scores(batched_probs(sess, [to_input(open_image(i), IMAGENET_PRE) for i in ims]), classes) > thr).mean())
                for name, ims in (ood_images or {}).items()}
     info = {'method': 'imagenet-mass', 'imagenet_model': imagenet.name, 'preprocessing': IMAGENET_PRE,
-            'classes': classes, 'class_mass': [round(float(P[:, c].mean()), 4) for c in classes], 'threshold': thr,
+            'classes': classes, 'class_names': _imagenet_names(classes), 'class_mass': [round(float(P[:, c].mean()), 4) for c in classes], 'threshold': thr,
             'score': 'ood_score = 1 - ImageNet probability on `classes`; ood when ood_score > threshold',
-            'calibration': {'folds': folds, 'min_mass': min_mass, 'target_pass': target, 'seed': seed, 'n_images': len(xs)},
+            'calibration': {'folds': folds, 'min_mass': min_mass, 'target_pass': target, 'seed': seed, 'n_images': len(xs),
+                            'fingerprint': _fingerprint(files)},
             'measured': {'in_domain_cv_pass': float((cv <= thr).mean()), 'ood_flag_rate': flagged}}
     dest = Path(dest); tmp = dest.with_name(f'.{dest.name}.part')
     tmp.write_text(json.dumps(info, indent=2)); os.replace(tmp, dest)
     return info
 
-# %% ../nbs/04_predict.ipynb #92f6c5f0
+# %% ../nbs/04_predict.ipynb #5de58dbb
 def softmax(z:np.ndarray)->np.ndarray:
     "Softmax over the last axis."
     e = np.exp(z - z.max(-1, keepdims=True))
@@ -198,7 +211,11 @@ class Predictor:
         self.session = _session(self.model, threads)
         self.ood = json.loads(ood_path(self.model).read_text()) if ood_path(self.model).exists() else None
         if self.ood is None: _warn_once(f"{ood_path(self.model)} not found: predictions carry ood=None (run fit_ood to create it)")
-        else: self.ood_session = _session(self.model.with_name(self.ood['imagenet_model']), threads)
+        else:
+            self.ood_session = _session(self.model.with_name(self.ood['imagenet_model']), threads)
+            fp = self.ood['calibration'].get('fingerprint')
+            if fp and self.card.get('fingerprint') and fp != self.card['fingerprint']:
+                _warn_once(f"{ood_path(self.model).name} was fitted on other images than the model was trained on: run fit_ood again")
 
     def probs(self, x:np.ndarray)->np.ndarray:
         "Class probabilities for a batch of model inputs (N,3,H,W)."
@@ -232,7 +249,7 @@ class Predictor:
 
 def _failed(msg): return {'label': None, 'probability': None, 'probs': None, 'error': msg, 'ood': None, 'ood_score': None}
 
-# %% ../nbs/04_predict.ipynb #6128a7e2
+# %% ../nbs/04_predict.ipynb #9897df1c
 def _decode(pre, src):
     try: return to_input(open_image(src), pre), None
     except ImageError as e: return None, str(e)
@@ -257,7 +274,7 @@ def predict_many(self:Predictor, srcs:list, bs:int=16, workers:int=4)->list:
     return res
 Predictor.predict_many = predict_many
 
-# %% ../nbs/04_predict.ipynb #acd406dc
+# %% ../nbs/04_predict.ipynb #c39a39d4
 def sample_ood_images(n_synthetic:int=20, seed:int=0)->dict:
     "{source: [PIL images]} of pictures that are not in any training set: sample photos from installed packages, synthetic images."
     from PIL import ImageDraw
@@ -289,7 +306,7 @@ def sample_ood_images(n_synthetic:int=20, seed:int=0)->dict:
     out['drawn shapes'] = shapes
     return out
 
-# %% ../nbs/04_predict.ipynb #d901b25e
+# %% ../nbs/04_predict.ipynb #bcdeba54
 def fastai_probs(pkl:Path, # the exported learner
                  files:list, # image files
                  one_by_one:bool=False)->np.ndarray: # `Learner.predict` per file instead of batches
@@ -300,7 +317,7 @@ def fastai_probs(pkl:Path, # the exported learner
         if one_by_one: return np.stack([learn.predict(f)[2].numpy() for f in files])
         return learn.get_preds(dl=learn.dls.test_dl(files, num_workers=0))[0].numpy()
 
-# %% ../nbs/04_predict.ipynb #8323fe9d
+# %% ../nbs/04_predict.ipynb #dd07e7cd
 def expand_paths(paths:list)->list:
     "Files in `paths`, with folders expanded recursively (every file, whatever its extension)."
     out = []

@@ -1,0 +1,121 @@
+"""Benchmark the fast predictor against fastai's Learner.predict, in one process, on the same model and photos.
+
+    .venv/bin/python bench/predict.py [--n 416] [--folder 175] [--runs 3] [--quant]
+    taskset -c 0,1 .venv/bin/python bench/predict.py     # the 2-core target
+
+Prints p50/p95 latency per image (decode included), images per second and ratios to the fastai baseline; cold start
+(process start to first prediction) of `bear-predict` vs a script that imports fastai; and `bear-predict --json` on a
+folder of photos vs a loop over Learner.predict, process start included. Needs BEAR_DATA (default ../shared/data/bears).
+"""
+import argparse, os, statistics, subprocess, sys, tempfile, time, warnings
+from pathlib import Path
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bear_app.images import image_files
+from bear_app.predict import Predictor, default_model
+
+BIN = Path(sys.executable).parent
+PKL = default_model().with_suffix('.pkl')
+
+def pct(ts, q): return float(np.percentile(ts, q)) * 1000
+
+def one_by_one(fn, files):
+    ts = []
+    for f in files:
+        t = time.perf_counter(); fn(f); ts.append(time.perf_counter() - t)
+    return ts
+
+def report(name, ts, base=None):
+    line = f"{name:<38} p50 {pct(ts, 50):7.1f} ms  p95 {pct(ts, 95):7.1f} ms  {len(ts)/sum(ts):6.1f} img/s"
+    if base: line += f"  p50 {pct(base, 50)/pct(ts, 50):5.1f}x faster than Learner.predict"
+    print(line, flush=True)
+
+def wall(cmd, runs):
+    "Median wall time of `runs` fresh processes running `cmd`."
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        ts.append(time.perf_counter() - t)
+        if r.returncode not in (0, 1): raise RuntimeError(f"{cmd[0]} failed: {r.stderr[-2000:]}")
+    return statistics.median(ts)
+
+FASTAI_LOOP = ("import sys, warnings; warnings.filterwarnings('ignore'); from fastai.vision.all import load_learner; "
+               "l = load_learner(sys.argv[1]); from pathlib import Path\n"
+               "with l.no_bar():\n"
+               "    for f in sys.argv[2:]: print(f, l.predict(Path(f))[0])")
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--n', type=int, default=416, help='photos for the one-by-one runs')
+    ap.add_argument('--folder', type=int, default=175, help='photos in the folder for the CLI run')
+    ap.add_argument('--runs', type=int, default=3, help='fresh processes per cold-start figure (median)')
+    ap.add_argument('--quant', action='store_true', help='also try int8 dynamic quantisation')
+    a = ap.parse_args()
+    data = Path(os.environ.get('BEAR_DATA', ROOT.parent/'shared'/'data'/'bears'))
+    files = image_files(data)
+    if not files: sys.exit(f"no photos at {data}: set BEAR_DATA")
+    cores = len(os.sched_getaffinity(0))
+    print(f"{len(files)} photos from {data}; {cores} CPU cores; model {default_model().name}")
+
+    warnings.filterwarnings('ignore')
+    from fastai.learner import load_learner
+    import torch; torch.set_num_threads(cores)
+    learn = load_learner(PKL)
+    pred = Predictor(threads=cores)
+    sub = files[:a.n]
+    with learn.no_bar():
+        learn.predict(sub[0]); pred.predict(sub[0])   # warm up both
+        base = one_by_one(learn.predict, sub)
+    report('fastai Learner.predict (one by one)', base)
+    ours = one_by_one(pred.predict, sub)
+    report('Predictor.predict (one by one, +OOD)', ours, base)
+    t = time.perf_counter(); pred.predict_many(files); dt = time.perf_counter() - t
+    print(f"{'Predictor.predict_many (batch, +OOD)':<38} {len(files)/dt:6.1f} img/s  "
+          f"{len(files)/dt / (len(base)/sum(base)):5.1f}x Learner.predict's img/s", flush=True)
+    ood, pred.ood = pred.ood, None            # the classifier alone, to show what the OOD model costs
+    with warnings.catch_warnings():
+        cls = one_by_one(pred.predict, sub)
+        t = time.perf_counter(); pred.predict_many(files); dt2 = time.perf_counter() - t
+    pred.ood = ood
+    report('  classifier only, one by one', cls, base)
+    print(f"{'  classifier only, batch':<38} {len(files)/dt2:6.1f} img/s", flush=True)
+
+    if a.quant: try_quant(pred, files)
+
+    print(f"\ncold start, process start to first prediction (median of {a.runs}):")
+    c_ours = wall([str(BIN/'bear-predict'), str(files[0])], a.runs)
+    c_fa = wall([sys.executable, '-c', FASTAI_LOOP, str(PKL), str(files[0])], a.runs)
+    print(f"  bear-predict one file        {c_ours:6.2f} s")
+    print(f"  python: import fastai, load_learner, predict  {c_fa:6.2f} s   ({c_fa/c_ours:.1f}x slower)")
+
+    with tempfile.TemporaryDirectory() as d:
+        for f in files[:a.folder]: (Path(d)/f"{f.parent.name}_{f.name}").symlink_to(f.resolve())
+        folder = sorted(Path(d).iterdir())
+        f_ours = wall([str(BIN/'bear-predict'), '--json', d], 1)
+        f_fa = wall([sys.executable, '-c', FASTAI_LOOP, str(PKL), *map(str, folder)], 1)
+    print(f"\n{len(folder)} photos in a folder, process start included:")
+    print(f"  bear-predict --json folder    {f_ours:6.2f} s  ({len(folder)/f_ours:5.1f} img/s)")
+    print(f"  loop over Learner.predict     {f_fa:6.2f} s  ({len(folder)/f_fa:5.1f} img/s)   bear-predict {f_fa/f_ours:.1f}x faster")
+
+def try_quant(pred, files):
+    "int8 dynamic quantisation of the classifier: latency and agreement with the float model."
+    from onnxruntime.quantization import quantize_dynamic, QuantType
+    from bear_app.predict import _session, to_input
+    from bear_app.images import open_image
+    with tempfile.TemporaryDirectory() as d:
+        q = Path(d)/'q.onnx'
+        quantize_dynamic(str(pred.model), str(q), weight_type=QuantType.QUInt8)
+        sq = _session(q, None)
+        xs = np.stack([to_input(open_image(f), pred.pre) for f in files[:64]])
+        sq.run(None, {'image': xs[:1]}); pred.session.run(None, {'image': xs[:1]})
+        t = time.perf_counter(); lq = np.concatenate([sq.run(None, {'image': x[None]})[0] for x in xs]); tq = time.perf_counter() - t
+        t = time.perf_counter(); lf = np.concatenate([pred.session.run(None, {'image': x[None]})[0] for x in xs]); tf = time.perf_counter() - t
+    from bear_app.predict import softmax
+    diff = np.abs(softmax(lq) - softmax(lf)).max()
+    print(f"int8 dynamic quantisation: {tq/len(xs)*1000:.1f} ms/img vs float {tf/len(xs)*1000:.1f} ms/img; "
+          f"max prob diff {diff:.4f}; top-1 agree {(lq.argmax(1) == lf.argmax(1)).mean():.3f}", flush=True)
+
+if __name__ == '__main__': main()
