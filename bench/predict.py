@@ -66,22 +66,31 @@ def main():
     learn = load_learner(PKL)
     pred = Predictor(threads=cores)
     sub = files[:a.n]
-    with learn.no_bar():
-        learn.predict(sub[0]); pred.predict(sub[0])   # warm up both
-        base = one_by_one(learn.predict, sub)
+    ood = pred.ood
+    def classifier_only(f):                  # the classifier alone, to show what the OOD model costs
+        pred.ood = None
+        try: return pred.predict(f)
+        finally: pred.ood = ood
+    with learn.no_bar(), warnings.catch_warnings():
+        for fn in (learn.predict, pred.predict, classifier_only): fn(sub[0])   # warm up
+        # interleaved image by image, so that all three see the same load on a shared machine
+        base, ours, cls = [], [], []
+        for f in sub:
+            for fn, ts in ((learn.predict, base), (pred.predict, ours), (classifier_only, cls)):
+                t = time.perf_counter(); fn(f); ts.append(time.perf_counter() - t)
     report('fastai Learner.predict (one by one)', base)
-    ours = one_by_one(pred.predict, sub)
     report('Predictor.predict (one by one, +OOD)', ours, base)
-    t = time.perf_counter(); pred.predict_many(files); dt = time.perf_counter() - t
-    print(f"{'Predictor.predict_many (batch, +OOD)':<38} {len(files)/dt:6.1f} img/s  "
-          f"{len(files)/dt / (len(base)/sum(base)):5.1f}x Learner.predict's img/s", flush=True)
-    ood, pred.ood = pred.ood, None            # the classifier alone, to show what the OOD model costs
-    with warnings.catch_warnings():
-        cls = one_by_one(pred.predict, sub)
-        t = time.perf_counter(); pred.predict_many(files); dt2 = time.perf_counter() - t
-    pred.ood = ood
     report('  classifier only, one by one', cls, base)
+    t = time.perf_counter(); pred.predict_many(files); dt = time.perf_counter() - t
+    pred.ood = None
+    with warnings.catch_warnings():
+        t2 = time.perf_counter(); pred.predict_many(files); dt2 = time.perf_counter() - t2
+    pred.ood = ood
+    with learn.no_bar():
+        t3 = time.perf_counter(); learn.get_preds(dl=learn.dls.test_dl(files, num_workers=0)); dt3 = time.perf_counter() - t3
+    print(f"{'Predictor.predict_many (batch, +OOD)':<38} {len(files)/dt:6.1f} img/s", flush=True)
     print(f"{'  classifier only, batch':<38} {len(files)/dt2:6.1f} img/s", flush=True)
+    print(f"{'fastai get_preds (batch, for reference)':<38} {len(files)/dt3:6.1f} img/s", flush=True)
 
     if a.quant: try_quant(pred, files)
 
