@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['USER_AGENT', 'FIELDS', 'make_image', 'LoopbackHost', 'SearchUnavailable', 'ddgs_backend', 'http_search_backend',
-           'search_images', 'sniff_format', 'describe_bytes', 'safe_stem', 'url_stem', 'FetchError', 'fetch_url',
-           'BadImage', 'check_image', 'phash_file', 'phash_distance', 'near_duplicate_groups', 'read_manifest',
-           'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items', 'main']
+           'search_images', 'sniff_format', 'describe_bytes', 'safe_stem', 'url_stem', 'FetchError', 'ConnectionPool',
+           'fetch_url', 'BadImage', 'check_image', 'phash_file', 'phash_distance', 'near_duplicate_groups',
+           'read_manifest', 'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items',
+           'main']
 
 # %% ../nbs/01_gather.ipynb #a75dcc52
-import hashlib, http.client, json, os, random, re, socket, threading, time, urllib.parse, urllib.request, uuid, warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import hashlib, http.client, json, os, queue, random, re, socket, threading, time, urllib.parse, urllib.request, uuid, warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
@@ -54,6 +55,8 @@ class _Quiet(ThreadingHTTPServer):
 
 class LoopbackHost:
     "An image host on 127.0.0.1: generated images, the failures real hosts produce, and a `ddgs`-like search endpoint."
+    protocol_version = 'HTTP/1.1'  # keep-alive, as real image hosts speak; 'HTTP/1.0' closes after every answer
+    idle_timeout = 30.             # seconds an idle keep-alive connection stays open
     def __init__(self,
                  categories:dict|None=None, # folder -> search query (default: three bear categories)
                  n_good:int=70,             # good images per category
@@ -68,7 +71,7 @@ class LoopbackHost:
         self.n_good, self.bad, self.size, self.slow_s, self.oversize, self.seed = n_good, bad, size, slow_s, oversize, seed
         self.latency, self.slow_every = latency, slow_every
         self.routes, self.expect, self.results = {}, {}, {c: [] for c in self.categories}
-        self.server, self.hits = None, 0  # hits: image requests served (a rerun that downloads nothing adds none)
+        self.server, self.hits, self.connections = None, 0, 0  # hits: image requests served (a rerun that downloads nothing adds none)
 
     def _add(self, cat, path, handler, expect, title=''):
         self.routes[path] = handler
@@ -99,7 +102,8 @@ class LoopbackHost:
         html = b'<!DOCTYPE html><html><body>Sorry, this image is no longer available</body></html>'
         def slow(h): time.sleep(self.slow_s); h.reply(200, jpg, 'image/jpeg')
         def trickle(h):
-            h.send_response(200); h.send_header('Content-Type', 'image/jpeg'); h.end_headers()
+            h.send_response(200); h.send_header('Content-Type', 'image/jpeg'); h.send_header('Connection', 'close')
+            h.end_headers(); h.close_connection = True
             h.wfile.write(jpg[:20]); h.wfile.flush()
             for b in jpg[20:60]: time.sleep(self.slow_s/10); h.wfile.write(bytes([b])); h.wfile.flush()
         big = jpg[:-2] + b'\0'*self.oversize
@@ -140,10 +144,14 @@ class LoopbackHost:
         "Start serving in a background thread; returns `self`."
         host = self
         class Handler(BaseHTTPRequestHandler):
+            protocol_version, timeout = host.protocol_version, host.idle_timeout
+            disable_nagle_algorithm = True  # as web servers do: headers and body are two writes, don't hold the second
+            def setup(self): host.connections += 1; super().setup()
             def log_message(self, *a): pass
             def reply(self, status, data, ctype, length=True):
                 self.send_response(status); self.send_header('Content-Type', ctype)
                 if length: self.send_header('Content-Length', str(len(data)))
+                else: self.send_header('Connection', 'close'); self.close_connection = True  # the end is the close
                 self.end_headers(); self.wfile.write(data)
             def redirect(self, to):
                 self.send_response(302); self.send_header('Location', to); self.send_header('Content-Length', '0'); self.end_headers()
@@ -274,27 +282,65 @@ class FetchError(Exception):
 
 USER_AGENT = 'Mozilla/5.0 (bear_app image gatherer)'
 
-def _open(url, timeout, max_redirects):
+class ConnectionPool:
+    "Idle keep-alive HTTP connections per host, shared by the download threads."
+    def __init__(self, per_host:int=8): self.idle, self.per_host, self.lock = {}, per_host, threading.Lock()
+    def get(self, key):
+        with self.lock: return self.idle[key].pop() if self.idle.get(key) else None
+    def put(self, key, conn):
+        "Keep `conn` for the next request to `key`, if its last response was read to the end."
+        with self.lock:
+            free = self.idle.setdefault(key, [])
+            if len(free) < self.per_host: free.append(conn); return
+        conn.close()
+    def close(self):
+        with self.lock: conns, self.idle = [c for cs in self.idle.values() for c in cs], {}
+        for c in conns: c.close()
+
+def _request(u, timeout, pool):
+    "GET the split URL `u` on an idle pooled connection, or a new one: (pool key, connection, response)."
+    key, target = (u.scheme, u.hostname, u.port), (u.path or '/') + (f'?{u.query}' if u.query else '')
+    headers = {'User-Agent': USER_AGENT, 'Accept': 'image/*,*/*;q=0.5'}
+    if pool and (conn := pool.get(key)):
+        try:
+            conn.sock.settimeout(timeout[1])
+            conn.request('GET', target, headers=headers)
+            return key, conn, conn.getresponse()
+        except (ConnectionError, http.client.BadStatusLine): conn.close()  # the host closed it while idle: start afresh
+        except BaseException: conn.close(); raise
+    conn = (http.client.HTTPSConnection if u.scheme == 'https' else http.client.HTTPConnection)(u.hostname, u.port, timeout=timeout[0])
+    try: conn.connect()
+    except TimeoutError: raise FetchError(f'connect timed out after {timeout[0]:g}s') from None
+    except OSError as e: raise FetchError(f'cannot connect: {e.strerror or e}') from None
+    try:
+        conn.sock.settimeout(timeout[1])
+        conn.request('GET', target, headers=headers)
+        return key, conn, conn.getresponse()
+    except BaseException: conn.close(); raise
+
+def _release(key, conn, r, pool):
+    "Give `conn` back to `pool` when the host keeps it open and its response is fully read; else close it."
+    if r.length == 0: r.read()  # all bytes are in, but only `read` marks the response done (`read1` does not)
+    if pool and not r.will_close and r.isclosed(): pool.put(key, conn)
+    else: conn.close()
+
+def _open(url, timeout, max_redirects, pool=None):
     seen = {url}
     for _ in range(max_redirects + 1):
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ('http', 'https'): raise FetchError(f'unsupported URL scheme {u.scheme!r}')
-        conn = (http.client.HTTPSConnection if u.scheme == 'https' else http.client.HTTPConnection)(u.hostname, u.port, timeout=timeout[0])
-        try: conn.connect()
-        except TimeoutError: raise FetchError(f'connect timed out after {timeout[0]:g}s') from None
-        except OSError as e: raise FetchError(f'cannot connect: {e.strerror or e}') from None
-        conn.sock.settimeout(timeout[1])
-        conn.request('GET', (u.path or '/') + (f'?{u.query}' if u.query else ''),
-                     headers={'User-Agent': USER_AGENT, 'Accept': 'image/*,*/*;q=0.5'})
-        r = conn.getresponse()
+        key, conn, r = _request(u, timeout, pool)
+        if r.status != 200 and r.length is not None and r.length <= 65536:  # a short body: read it, the connection can serve again
+            try: r.read()
+            except BaseException: conn.close(); raise
         if r.status in (301, 302, 303, 307, 308):
-            loc = r.getheader('Location'); conn.close()
+            loc = r.getheader('Location'); _release(key, conn, r, pool)
             if not loc: raise FetchError(f'HTTP {r.status} redirect without a Location')
             url = urllib.parse.urljoin(url, loc)
             if url in seen: raise FetchError('redirect loop')
             seen.add(url); continue
-        if r.status != 200: conn.close(); raise FetchError(f'HTTP {r.status} {r.reason}'.strip())
-        return conn, r
+        if r.status != 200: _release(key, conn, r, pool); raise FetchError(f'HTTP {r.status} {r.reason}'.strip())
+        return key, conn, r
     raise FetchError(f'more than {max_redirects} redirects')
 
 def fetch_url(url:str,                  # http(s) URL of an image
@@ -302,11 +348,12 @@ def fetch_url(url:str,                  # http(s) URL of an image
               timeout:tuple=(3., 5.),   # (connect, read) timeouts in seconds
               max_bytes:int=20_000_000, # give up on files larger than this
               deadline:float=30.,       # give up on downloads slower than this, in seconds
+              pool:ConnectionPool|None=None, # reuse keep-alive connections from (and return them to) this pool
              )->tuple:                  # (extension of the real format, sha256 hex, bytes written)
     "Stream `url` into `dest`, checking its magic bytes, size and speed; raise `FetchError` with a reason."
-    start, conn = time.monotonic(), None
+    start, conn, done = time.monotonic(), None, False
     try:
-        conn, r = _open(url, timeout, max_redirects=5)
+        key, conn, r = _open(url, timeout, max_redirects=5, pool=pool)
         n = int(r.getheader('Content-Length') or 0)
         if n > max_bytes: raise FetchError(f'too large: {n} bytes > max_bytes {max_bytes}')
         h, size, ext = hashlib.sha256(), 0, None
@@ -320,12 +367,14 @@ def fetch_url(url:str,                  # http(s) URL of an image
                 if time.monotonic() - start > deadline: raise FetchError(f'too slow: not done after {deadline:g}s')
                 h.update(chunk); f.write(chunk)
         if size == 0: raise FetchError('empty response (0 bytes)')
+        done = True
         return ext, h.hexdigest(), size
     except TimeoutError: raise FetchError(f'timed out: no data for {timeout[1]:g}s') from None
     except http.client.IncompleteRead as e: raise FetchError(f'connection closed early: got {len(e.partial)} more bytes, {e.expected} missing') from None
     except (http.client.HTTPException, ConnectionError) as e: raise FetchError(f'bad response: {type(e).__name__} {e}') from None
     finally:
-        if conn: conn.close()
+        if conn and done: _release(key, conn, r, pool)
+        elif conn: conn.close()
 
 # %% ../nbs/01_gather.ipynb #867e9327
 class BadImage(Exception):
@@ -473,7 +522,7 @@ def _place(r:dict, part:Path, item:dict, dest:Path, ext:str)->dict:
     except OSError as e: return r | dict(status='failed', reason=f'cannot read or write: {e}')
     finally: part.unlink(missing_ok=True)
 
-def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None):
+def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None, pool=None):
     "Fetch one item into a `.part` file, then verify and place it: a record, or a future of one (on the `cpu` pool)."
     r = {k: item.get(k) for k in FIELDS} | dict(status='failed', reason='')
     folder = dest/item['category']
@@ -481,7 +530,7 @@ def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None):
     part = folder/f".{uuid.uuid4().hex}.part"
     try:
         url = item['url']
-        if url.startswith(('http://', 'https://')): ext, r['sha256'], r['bytes'] = fetch_url(url, part, timeout, max_bytes, deadline)
+        if url.startswith(('http://', 'https://')): ext, r['sha256'], r['bytes'] = fetch_url(url, part, timeout, max_bytes, deadline, pool)
         else: ext, r['sha256'], r['bytes'] = _copy_file(Path(urllib.parse.urlsplit(url).path if url.startswith('file:') else url), part, max_bytes)
     except (FetchError, OSError) as e:
         part.unlink(missing_ok=True)
@@ -520,21 +569,24 @@ def gather(items:list,                # dicts with url, category (and query, tit
         if stem in taken: stem = f"{stem}-{hashlib.sha1(it['url'].encode()).hexdigest()[:6]}"
         taken.add(stem); it['stem'] = stem
         todo.append(it)
-    # downloads wait on the network, decoding needs a CPU: separate pools, so a decode never holds up a download
-    with open(mpath, 'a') as journal, ThreadPoolExecutor(os.cpu_count() or 2) as cpu, ThreadPoolExecutor(max(1, workers)) as ex:
-        pending = {ex.submit(_process, it, dest, timeout, max_bytes, deadline, cpu) for it in todo}
-        pb, n = (progress_bar(range(len(todo)), leave=False) if progress and todo else None), 0
-        if pb: pb.update(0)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                r = f.result()
-                if isinstance(r, Future): pending.add(r); continue
+    # downloads wait on the network, decoding needs a CPU: separate pools, so a decode never holds up a download;
+    # each item's last future lands in `done` as it finishes (no waiting over every pending future)
+    done, pool = queue.SimpleQueue(), ConnectionPool(max(1, workers))
+    def finished(f):
+        if f.exception() is None and isinstance(f.result(), Future): f.result().add_done_callback(done.put)
+        else: done.put(f)
+    try:
+        with open(mpath, 'a') as journal, ThreadPoolExecutor(os.cpu_count() or 2) as cpu, ThreadPoolExecutor(max(1, workers)) as ex:
+            for it in todo: ex.submit(_process, it, dest, timeout, max_bytes, deadline, cpu, pool).add_done_callback(finished)
+            pb = progress_bar(range(len(todo)), leave=False) if progress and todo else None
+            if pb: pb.update(0)
+            for n in range(1, len(todo) + 1):
+                r = done.get().result()
                 records[(r['category'], r['url'])] = r
                 journal.write(json.dumps(r) + '\n'); journal.flush()
-                n += 1
                 if pb: pb.update(n)
-        if pb: pb.on_iter_end()
+            if pb: pb.on_iter_end()
+    finally: pool.close()
     counts = dedupe(records, dest, max_distance)
     write_manifest(mpath, records)
     statuses = {}

@@ -3,7 +3,7 @@ import json, mimetypes, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from bear_app.gather import (LoopbackHost, gather, search_images, read_manifest, folder_items, urls_file_items,
-                             check_image, near_duplicate_groups, phash_file, SearchUnavailable)
+                             check_image, near_duplicate_groups, phash_file, SearchUnavailable, ConnectionPool, fetch_url)
 
 ROOT = Path(__file__).resolve().parents[1]
 KW = dict(timeout=(2, 1), deadline=2.5, max_bytes=300_000, workers=8, progress=False)  # slow hosts wait 3 s
@@ -106,6 +106,22 @@ def test_exception_midway_then_rerun_same_state(host, first, tmp_path, monkeypat
     monkeypatch.setattr(g, 'check_image', real)
     gather(items_of(host), dest, **KW)
     assert state(dest) == state(first[0])
+
+def test_connections_reused_and_idle_closes_survived(tmp_path):
+    "Downloads reuse keep-alive connections (at most one per worker); a connection the host closed while idle is replaced."
+    h = LoopbackHost(n_good=12, bad=False)
+    h.idle_timeout = .3
+    with h:
+        urls, pool = [u for us in h.urls.values() for u in us], ConnectionPool()
+        for u in urls[:10]: fetch_url(u, tmp_path/'a.part', pool=pool)
+        assert h.connections == 1 and h.hits == 10
+        time.sleep(1)  # the host drops the idle connection
+        assert fetch_url(urls[10], tmp_path/'b.part', pool=pool)[0] == check_image(tmp_path/'b.part')['format']
+        assert h.connections == 2
+        pool.close()
+        n = h.connections
+        rep = gather([dict(category=c, url=u) for c, us in h.urls.items() for u in us], tmp_path/'bears', **KW | dict(workers=4))
+        assert rep.counts == {'ok': 36} and h.connections - n <= 4
 
 def test_urls_file_same_path(host, tmp_path):
     urls = host.urls
