@@ -8,7 +8,7 @@ __all__ = ['IMAGENET_PRE', 'shrink', 'fastai_resize', 'to_input', 'file_sha256',
            'batched_probs', 'fit_ood', 'softmax', 'default_model', 'Predictor', 'predict_many', 'sample_ood_images',
            'fastai_probs', 'expand_paths', 'format_line', 'main']
 
-# %% ../nbs/04_predict.ipynb #116cc640
+# %% ../nbs/04_predict.ipynb #5467fdee
 import hashlib, json, os, sys, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +17,7 @@ from PIL import Image
 from .config import get_settings
 from .images import ImageError, open_image
 
-# %% ../nbs/04_predict.ipynb #930fba2f
+# %% ../nbs/04_predict.ipynb #45c61a6d
 def shrink(img:Image.Image, short_side:int)->Image.Image:
     "Resize `img` so its short side is `short_side` px (never enlarges), as the training DataBlock's `get_x` does."
     s = short_side / min(img.size)
@@ -39,7 +39,7 @@ def to_input(img:Image.Image, pre:dict)->np.ndarray:
     a = np.asarray(fastai_resize(img, tuple(pre['size']), pre['method']), dtype=np.float32) / 255
     return ((a - np.float32(pre['mean'])) / np.float32(pre['std'])).transpose(2, 0, 1)
 
-# %% ../nbs/04_predict.ipynb #85d76cfa
+# %% ../nbs/04_predict.ipynb #37fc40ea
 def file_sha256(path:Path)->str:
     "SHA-256 of the file at `path`."
     h = hashlib.sha256()
@@ -81,7 +81,7 @@ def _resize_size(learn):
     from fastai.vision.augment import Resize
     return next(t for t in learn.dls.after_item.fs if isinstance(t, Resize)).size[0]
 
-# %% ../nbs/04_predict.ipynb #2e705d59
+# %% ../nbs/04_predict.ipynb #2326e78f
 IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': 257}
 
 def imagenet_model()->Path:
@@ -103,7 +103,7 @@ def ood_path(model:Path)->Path:
     "The OOD calibration file beside `model`: `models/bear_model.ood.json`."
     return Path(model).with_name(Path(model).stem + '.ood.json')
 
-# %% ../nbs/04_predict.ipynb #0bf84446
+# %% ../nbs/04_predict.ipynb #fdc7bce5
 def learn_classes(P:np.ndarray, # ImageNet probabilities of the training images (N,1000)
                   min_mass:float=0.005, # keep a class when it holds at least this share of the mean probability
                  )->list:
@@ -115,7 +115,7 @@ def ood_scores(P:np.ndarray, classes:list)->np.ndarray:
     "Probability mass each image puts outside the learned `classes` (0: looks like training, 1: nothing like it)."
     return 1 - P[:, classes].sum(1)
 
-# %% ../nbs/04_predict.ipynb #66a52515
+# %% ../nbs/04_predict.ipynb #d1926fc9
 def cv_threshold(P:np.ndarray, # ImageNet probabilities of the training images
                  folds:int=5, min_mass:float=0.005,
                  target:float=0.9975, # share of held-out in-domain images that must pass
@@ -127,7 +127,7 @@ def cv_threshold(P:np.ndarray, # ImageNet probabilities of the training images
         sc[fold == k] = ood_scores(P[fold == k], learn_classes(P[fold != k], min_mass))
     return float(np.quantile(sc, target, method='higher')), sc
 
-# %% ../nbs/04_predict.ipynb #2f9e3c77
+# %% ../nbs/04_predict.ipynb #1f6a3f9c
 def imagenet_session(path:Path|None=None, threads:int|None=None):
     "An onnxruntime session for the ImageNet Lite0, exporting it first if missing (that needs torch)."
     path = Path(path or imagenet_model())
@@ -174,7 +174,7 @@ def fit_ood(files:list,              # the training images (paths, bytes or PIL 
     tmp.write_text(json.dumps(info, indent=2)); os.replace(tmp, dest)
     return info
 
-# %% ../nbs/04_predict.ipynb #62e686e7
+# %% ../nbs/04_predict.ipynb #a8580ab1
 def softmax(z:np.ndarray)->np.ndarray:
     "Softmax over the last axis."
     e = np.exp(z - z.max(-1, keepdims=True))
@@ -190,11 +190,12 @@ def _warn_once(msg):
     if msg not in _warned: _warned.add(msg); warnings.warn(msg, stacklevel=3)
 
 def _session(path, threads):
-    "An onnxruntime CPU session; without the memory arena, which kept ~1 GB after a batch and was no faster."
+    "An onnxruntime CPU session: no memory arena (it kept ~1 GB after a batch, no faster), no busy-waiting threads (they starve the app's other work)."
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or os.cpu_count() or 1
     opts.enable_cpu_mem_arena = False
+    opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
 
 class Predictor:
@@ -249,7 +250,7 @@ class Predictor:
 
 def _failed(msg): return {'label': None, 'probability': None, 'probs': None, 'error': msg, 'ood': None, 'ood_score': None}
 
-# %% ../nbs/04_predict.ipynb #64fff3ac
+# %% ../nbs/04_predict.ipynb #fd830798
 def _decode(pre, src):
     try: return to_input(open_image(src), pre), None
     except ImageError as e: return None, str(e)
@@ -277,7 +278,7 @@ def predict_many(self:Predictor, srcs:list, bs:int=16, workers:int=4)->list:
     return res
 Predictor.predict_many = predict_many
 
-# %% ../nbs/04_predict.ipynb #4644a41b
+# %% ../nbs/04_predict.ipynb #44790685
 def sample_ood_images(n_synthetic:int=20, seed:int=0)->dict:
     "{source: [PIL images]} of pictures that are not in any training set: sample photos from installed packages, synthetic images."
     from PIL import ImageDraw
@@ -309,7 +310,7 @@ def sample_ood_images(n_synthetic:int=20, seed:int=0)->dict:
     out['drawn shapes'] = shapes
     return out
 
-# %% ../nbs/04_predict.ipynb #97259ba9
+# %% ../nbs/04_predict.ipynb #628122be
 def fastai_probs(pkl:Path, # the exported learner
                  files:list, # image files
                  one_by_one:bool=False)->np.ndarray: # `Learner.predict` per file instead of batches
@@ -320,7 +321,7 @@ def fastai_probs(pkl:Path, # the exported learner
         if one_by_one: return np.stack([learn.predict(f)[2].numpy() for f in files])
         return learn.get_preds(dl=learn.dls.test_dl(files, num_workers=0))[0].numpy()
 
-# %% ../nbs/04_predict.ipynb #a40ef856
+# %% ../nbs/04_predict.ipynb #68ed09b7
 def expand_paths(paths:list)->list:
     "Files in `paths`, with folders expanded recursively (every file, whatever its extension)."
     out = []
