@@ -20,6 +20,7 @@ from fastcore.script import call_parse
 from .config import Settings, get_settings
 from .images import open_image, image_files
 from .gather import near_duplicate_groups
+from .predict import file_sha256, fit_ood, ood_path
 
 # %% ../nbs/02_train.ipynb #9f5e23cc
 def lite0_imagenet_state()->dict:
@@ -258,7 +259,7 @@ def save_confusion_png(learn:Learner, path:Path):
 
 # %% ../nbs/02_train.ipynb #862d5cc6
 def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, extra:dict|None=None)->Path:
-    "Export `learn` to `dest` (default: the settings' models folder) as .pkl, .onnx, .png and a .json card; return the card's path."
+    "Export `learn` to `dest` (default: the settings' models folder) as .pkl, .onnx, .png, a .json card and the not-a-bear calibration (.ood.json); return the card's path."
     dest = Path(dest or s.models_path)
     pkl, card = dest/f'{s.model_name}.pkl', dest/f'{s.model_name}.json'
     pre = preprocessing(learn)
@@ -267,9 +268,11 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
             'trained_at': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'n_images': len(files),
             'fingerprint': fingerprint(files), 'seed': s.seed, 'valid_pct': s.valid_pct, 'versions': _versions(), **(extra or {})}
     _atomic(pkl, lambda t: learn.export(t))
+    info['pkl_sha256'] = file_sha256(pkl)
     export_onnx(learn, dest/f'{s.model_name}.onnx', info['img_size'])
     save_confusion_png(learn, dest/f'{s.model_name}.png')
     _atomic(card, lambda t: t.write_text(json.dumps(info, indent=2)))
+    fit_ood(files, ood_path(dest/f'{s.model_name}.onnx'), imagenet=dest/'imagenet_lite0.onnx')
     return card
 
 # %% ../nbs/02_train.ipynb #2aa35666

@@ -33,3 +33,4 @@ def test_new_categories_from_settings_ini(tmp_path):
                        env=env, cwd=tmp_path, capture_output=True, text=True)
     lines = [json.loads(l) for l in r.stdout.splitlines()]
     assert len(lines) == 24 and all(l['error'] is None and set(l['probs']) == {'circles', 'squares'} for l in lines)
+    assert all(isinstance(l['ood'], bool) for l in lines)  # bear-train also learned what counts as a shape picture
