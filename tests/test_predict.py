@@ -56,7 +56,7 @@ def test_stale_onnx_is_rebuilt_from_the_learner(tmp_path, pred):
     assert a['label'] == b['label'] and max(abs(a['probs'][c] - b['probs'][c]) for c in a['probs']) < 1e-4
     assert a['ood'] is None and a['ood_score'] is None   # no calibration file beside the copy
     (tmp_path/'bear_model.pkl').write_bytes(PKL.read_bytes() + b'\0')   # "retrained"
-    assert 'changed' in onnx_is_stale(tmp_path/'bear_model.pkl', onnx)
+    assert 'bear_model.pkl' in onnx_is_stale(tmp_path/'bear_model.pkl', onnx)   # the changed learner makes the ONNX stale
 
 @needs_ood
 def test_every_prediction_says_whether_it_is_out_of_domain(pred):
