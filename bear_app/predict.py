@@ -213,7 +213,9 @@ class Predictor:
         self.ood = json.loads(ood_path(self.model).read_text()) if ood_path(self.model).exists() else None
         if self.ood is None: _warn_once(f"{ood_path(self.model)} not found: predictions carry ood=None (run fit_ood to create it)")
         else:
-            self.ood_session = _session(self.model.with_name(self.ood['imagenet_model']), threads)
+            self.shared = self.ood['preprocessing'] == {k: self.pre.get(k) for k in self.ood['preprocessing']} and \
+                          'imagenet_logits' in [o.name for o in self.session.get_outputs()]
+            if not self.shared: self.ood_session = _session(self.model.with_name(self.ood['imagenet_model']), threads)
             fp = self.ood['calibration'].get('fingerprint')
             if fp and self.card.get('fingerprint') and fp != self.card['fingerprint']:
                 _warn_once(f"{ood_path(self.model).name} was fitted on other images than the model was trained on: run fit_ood again")
@@ -226,6 +228,13 @@ class Predictor:
         "OOD scores for a batch of ImageNet inputs (N,3,224,224), or None without a calibration file."
         if self.ood is None: return None
         return ood_scores(softmax(self.ood_session.run(['logits'], {'image': x})[0]), self.ood['classes'])
+
+    def run(self, x:np.ndarray, xo:np.ndarray|None)->tuple:
+        "Class probabilities and OOD scores (or None) for a batch: one forward pass when the model also outputs ImageNet logits."
+        if self.ood is not None and self.shared:
+            logits, inet = self.session.run(['logits', 'imagenet_logits'], {'image': x})
+            return softmax(logits), ood_scores(softmax(inet), self.ood['classes'])
+        return self.probs(x), (None if xo is None else self.ood_scores(xo))
 
     def inputs(self, src)->tuple:
         "The classifier's input for `src` and the OOD model's (the same array when their preprocessing agrees)."
@@ -245,8 +254,8 @@ class Predictor:
         "Predict one image (path, bytes or PIL image): label, probability, probs, ood, ood_score; or an `error` saying why it could not be read."
         try: x, xo = self.inputs(src)
         except ImageError as e: return _failed(str(e))
-        s = None if xo is None else self.ood_scores(xo[None])
-        return self.result(self.probs(x[None])[0], None if s is None else s[0])
+        P, S = self.run(x[None], None if xo is None else xo[None])
+        return self.result(P[0], None if S is None else S[0])
 
 def _failed(msg): return {'label': None, 'probability': None, 'probs': None, 'error': msg, 'ood': None, 'ood_score': None}
 
@@ -271,8 +280,9 @@ def predict_many(self:Predictor, srcs:list, bs:int=16, workers:int=4)->list:
             out = [_failed(e) for _, e in decoded]
             ok = [i for i, (x, _) in enumerate(decoded) if x is not None]
             if ok:
-                P = self.probs(np.stack([decoded[i][0][0] for i in ok]))
-                S = self.ood_scores(np.stack([decoded[i][0][1] for i in ok])) if self.ood else [None]*len(ok)
+                P, S = self.run(np.stack([decoded[i][0][0] for i in ok]),
+                                np.stack([decoded[i][0][1] for i in ok]) if self.ood else None)
+                if S is None: S = [None]*len(ok)
                 for i, p, s in zip(ok, P, S): out[i] = self.result(p, s)
             res += out
     return res
