@@ -7,22 +7,23 @@ validation error on the settings' seeded split (near-duplicates kept together), 
 import argparse, dataclasses, json, time
 from bear_app.config import get_settings
 from bear_app.gather import near_duplicate_groups
-from bear_app.train import (BOOK, OURS, MAX_DISTANCE, GroupedSplitter, cross_validate, dataset_files, train_learner,
+from bear_app.train import (BOOK, FINETUNE, OURS, MAX_DISTANCE, GroupedSplitter, cross_validate, dataset_files, train_learner,
                             validation_metrics)
 
 R = dataclasses.replace
 VARIANTS = {
     'book': BOOK,
     'ours': OURS,
-    'crop160': R(OURS, name='crop160', method='crop'),
-    'sq128e3': R(OURS, name='sq128e3', size=128),
-    'sq128e4': R(OURS, name='sq128e4', size=128, epochs=4),
-    'sq160e2': R(OURS, name='sq160e2', epochs=2),
-    'sq160e4': R(OURS, name='sq160e4', epochs=4),
-    'sq192e3': R(OURS, name='sq192e3', size=192),
-    'sq160lr3': R(OURS, name='sq160lr3', lr=3e-3),
-    'sq160ls': R(OURS, name='sq160ls', label_smoothing=0.1),
-    'sq224e4': R(OURS, name='sq224e4', size=224, epochs=4),
+    'finetune': FINETUNE,
+    'crop160': R(FINETUNE, name='crop160', method='crop'),
+    'sq128e3': R(FINETUNE, name='sq128e3', size=128),
+    'sq128e4': R(FINETUNE, name='sq128e4', size=128, epochs=4),
+    'sq160e2': R(FINETUNE, name='sq160e2', epochs=2),
+    'sq160e4': R(FINETUNE, name='sq160e4', epochs=4),
+    'sq192e3': R(FINETUNE, name='sq192e3', size=192),
+    'sq160lr3': R(FINETUNE, name='sq160lr3', lr=3e-3),
+    'sq160ls': R(FINETUNE, name='sq160ls', label_smoothing=0.1),
+    'sq224e4': R(FINETUNE, name='sq224e4', size=224, epochs=4),
 }
 
 def single_run(s, files, r):
