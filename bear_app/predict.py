@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['IMAGENET_PRE', 'shrink', 'fastai_resize', 'to_input', 'file_sha256', 'onnx_is_stale', 'ensure_onnx', 'imagenet_model',
            'export_imagenet_onnx', 'ood_path', 'learn_classes', 'ood_scores', 'cv_threshold', 'imagenet_session',
-           'batched_probs', 'fit_ood', 'softmax', 'default_model', 'Predictor', 'predict_many', 'sample_ood_images',
-           'fastai_probs', 'expand_paths', 'format_line', 'main']
+           'batched_probs', 'fingerprint', 'fit_ood', 'softmax', 'default_model', 'Predictor', 'predict_many',
+           'sample_ood_images', 'fastai_probs', 'expand_paths', 'format_line', 'main']
 
 # %% ../nbs/04_predict.ipynb #5467fdee
 import hashlib, json, os, sys, warnings
@@ -145,9 +145,8 @@ def _imagenet_names(classes):
     info = ImageNetInfo()
     return [info.index_to_description(c) for c in classes]
 
-def _fingerprint(files):
-    "The training set's identity, as the model card's `fingerprint` (None unless every item is a path)."
-    if not all(isinstance(f, (str, Path)) for f in files): return None
+def fingerprint(files:list)->str:
+    "SHA-256 of the sorted SHA-256s of `files`: the identity of a training set."
     return hashlib.sha256('\n'.join(sorted(file_sha256(f) for f in files)).encode()).hexdigest()
 
 def fit_ood(files:list,              # the training images (paths, bytes or PIL images)
@@ -168,7 +167,7 @@ def fit_ood(files:list,              # the training images (paths, bytes or PIL 
             'classes': classes, 'class_names': _imagenet_names(classes), 'class_mass': [round(float(P[:, c].mean()), 4) for c in classes], 'threshold': thr,
             'score': 'ood_score = 1 - ImageNet probability on `classes`; ood when ood_score > threshold',
             'calibration': {'folds': folds, 'min_mass': min_mass, 'target_pass': target, 'seed': seed, 'n_images': len(xs),
-                            'fingerprint': _fingerprint(files)},
+                            'fingerprint': fingerprint(files) if all(isinstance(f, (str, Path)) for f in files) else None},
             'measured': {'in_domain_cv_pass': float((cv <= thr).mean()), 'ood_flag_rate': flagged}}
     dest = Path(dest); tmp = dest.with_name(f'.{dest.name}.part')
     tmp.write_text(json.dumps(info, indent=2)); os.replace(tmp, dest)

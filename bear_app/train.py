@@ -6,9 +6,9 @@
 __all__ = ['PRESIZE', 'MAX_DISTANCE', 'BOOK', 'FINETUNE', 'OURS', 'lite0_imagenet_state', 'efficientnet_lite0', 'imagenet_top',
            'get_arch', 'UprightImage', 'UprightImageBlock', 'dataset_files', 'PresizedImages', 'split_units',
            'GroupedSplitter', 'group_folds', 'Recipe', 'bear_datablock', 'small_subset', 'small_recipe', 'PlainTensors',
-           'imagenet_classifier', 'ImageNetProbe', 'probe_split', 'probe_learner', 'train_learner', 'fingerprint',
-           'preprocessing', 'WithImageNetLogits', 'export_onnx', 'validation_metrics', 'save_confusion_png',
-           'export_model', 'cross_validate', 'train_and_export', 'main']
+           'imagenet_classifier', 'ImageNetProbe', 'probe_split', 'probe_learner', 'train_learner', 'preprocessing',
+           'WithImageNetLogits', 'export_onnx', 'validation_metrics', 'save_confusion_png', 'export_model',
+           'cross_validate', 'train_and_export', 'main']
 
 # %% ../nbs/02_train.ipynb #a19bb20d
 import dataclasses, hashlib, json, os, platform, random, tempfile, time
@@ -21,7 +21,7 @@ from fastcore.script import call_parse
 from .config import Settings, get_settings
 from .images import open_image, image_files
 from .gather import near_duplicate_groups
-from .predict import file_sha256, fit_ood, ood_path
+from .predict import file_sha256, fingerprint, fit_ood, ood_path
 
 # %% ../nbs/02_train.ipynb #9f5e23cc
 def lite0_imagenet_state()->dict:
@@ -234,11 +234,6 @@ def train_learner(s:Settings, files:list|None=None, recipe:Recipe|None=None, spl
     return learn
 
 # %% ../nbs/02_train.ipynb #4a9d55d8
-def fingerprint(files:list)->str:
-    "SHA-256 of the sorted SHA-256s of `files`: the identity of a training set."
-    hs = sorted(hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files)
-    return hashlib.sha256('\n'.join(hs).encode()).hexdigest()
-
 def preprocessing(learn:Learner)->dict:
     "How the exported learner turns an image into its input: presize, resize method and size, normalisation."
     rs = first(t for t in learn.dls.after_item.fs if isinstance(t, Resize))
