@@ -21,7 +21,7 @@ from fastcore.script import call_parse
 from .config import Settings, get_settings
 from .images import open_image, image_files
 from .gather import near_duplicate_groups
-from .predict import file_sha256, fingerprint, fit_ood, ood_path
+from .predict import file_sha256, fingerprint, fit_ood, ood_path, shrink
 
 # %% ../nbs/02_train.ipynb #9f5e23cc
 def lite0_imagenet_state()->dict:
@@ -97,10 +97,7 @@ class PresizedImages(Transform):
                  cache:dict|None=None): # a dict to share between DataBlocks (default: a new one)
         super().__init__()
         self.size, self.cache = size, ({} if cache is None else cache)
-    def shrink(self, img):
-        if self.size is None: return img
-        s = self.size / min(img.size)
-        return img.resize((max(1, round(img.width*s)), max(1, round(img.height*s))), Image.BILINEAR) if s < 1 else img
+    def shrink(self, img): return img if self.size is None else shrink(img, self.size)  # the predictor's own shrink
     def encodes(self, fn):
         if self.cache is None: return self.shrink(open_image(fn))
         key = (str(fn), self.size)
