@@ -158,7 +158,7 @@ class Recipe:
 
 BOOK = Recipe('book', size=224, method='crop', presize=None, rrc_min_scale=0.5, epochs=4)
 FINETUNE = Recipe('finetune')   # fine_tune at 160 px: fast, but cross-validation says the frozen head beats it
-OURS = Recipe('ours', size=224, method='crop', aug=False, head_only=True, epochs=5, freeze_epochs=0, lr=3e-3)
+OURS = Recipe('ours', size=224, method='crop', presize=None, aug=False, head_only=True, epochs=5, freeze_epochs=0, lr=3e-3)
 
 def bear_datablock(s:Settings, recipe:Recipe|None=None, splitter=None, cache:dict|None=None)->DataBlock:
     "The DataBlock for the settings' categories and `recipe` (default `OURS`); `splitter` defaults to the settings' seed."

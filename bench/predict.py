@@ -1,6 +1,6 @@
 """Benchmark the fast predictor against fastai's Learner.predict, in one process, on the same model and photos.
 
-    .venv/bin/python bench/predict.py [--n 416] [--folder 175] [--runs 3] [--quant]
+    .venv/bin/python bench/predict.py [--n 416] [--folder 175] [--runs 3]
     taskset -c 0,1 .venv/bin/python bench/predict.py     # the 2-core target
 
 Prints p50/p95 latency per image (decode included), images per second and ratios to the fastai baseline; cold start
@@ -52,7 +52,6 @@ def main():
     ap.add_argument('--n', type=int, default=416, help='photos for the one-by-one runs')
     ap.add_argument('--folder', type=int, default=175, help='photos in the folder for the CLI run')
     ap.add_argument('--runs', type=int, default=3, help='fresh processes per cold-start figure (median)')
-    ap.add_argument('--quant', action='store_true', help='also try int8 dynamic quantisation')
     a = ap.parse_args()
     data = Path(os.environ.get('BEAR_DATA', ROOT.parent/'shared'/'data'/'bears'))
     files = image_files(data)
@@ -73,11 +72,13 @@ def main():
         finally: pred.ood = ood
     with learn.no_bar(), warnings.catch_warnings():
         for fn in (learn.predict, pred.predict, classifier_only): fn(sub[0])   # warm up
-        # interleaved image by image, so that all three see the same load on a shared machine
+        # blocks of 10 photos in turn, so that all three see the same load on a shared machine; not photo by photo,
+        # because torch's OpenMP threads keep spinning for a while after each Learner.predict and would slow whatever
+        # ran right after it
         base, ours, cls = [], [], []
-        for f in sub:
+        for b in range(0, len(sub), 10):
             for fn, ts in ((learn.predict, base), (pred.predict, ours), (classifier_only, cls)):
-                t = time.perf_counter(); fn(f); ts.append(time.perf_counter() - t)
+                ts += one_by_one(fn, sub[b:b+10])
     report('fastai Learner.predict (one by one)', base)
     report('Predictor.predict (one by one, +OOD)', ours, base)
     report('  classifier only, one by one', cls, base)
@@ -92,7 +93,7 @@ def main():
     print(f"{'  classifier only, batch':<38} {len(files)/dt2:6.1f} img/s", flush=True)
     print(f"{'fastai get_preds (batch, for reference)':<38} {len(files)/dt3:6.1f} img/s", flush=True)
 
-    if a.quant: try_quant(pred, files)
+
 
     print(f"\ncold start, process start to first prediction (median of {a.runs}):")
     c_ours = wall([str(BIN/'bear-predict'), str(files[0])], a.runs)
@@ -108,23 +109,5 @@ def main():
     print(f"\n{len(folder)} photos in a folder, process start included:")
     print(f"  bear-predict --json folder    {f_ours:6.2f} s  ({len(folder)/f_ours:5.1f} img/s)")
     print(f"  loop over Learner.predict     {f_fa:6.2f} s  ({len(folder)/f_fa:5.1f} img/s)   bear-predict {f_fa/f_ours:.1f}x faster")
-
-def try_quant(pred, files):
-    "int8 dynamic quantisation of the classifier: latency and agreement with the float model."
-    from onnxruntime.quantization import quantize_dynamic, QuantType
-    from bear_app.predict import _session, to_input
-    from bear_app.images import open_image
-    with tempfile.TemporaryDirectory() as d:
-        q = Path(d)/'q.onnx'
-        quantize_dynamic(str(pred.model), str(q), weight_type=QuantType.QUInt8)
-        sq = _session(q, None)
-        xs = np.stack([to_input(open_image(f), pred.pre) for f in files[:64]])
-        sq.run(None, {'image': xs[:1]}); pred.session.run(None, {'image': xs[:1]})
-        t = time.perf_counter(); lq = np.concatenate([sq.run(None, {'image': x[None]})[0] for x in xs]); tq = time.perf_counter() - t
-        t = time.perf_counter(); lf = np.concatenate([pred.session.run(None, {'image': x[None]})[0] for x in xs]); tf = time.perf_counter() - t
-    from bear_app.predict import softmax
-    diff = np.abs(softmax(lq) - softmax(lf)).max()
-    print(f"int8 dynamic quantisation: {tq/len(xs)*1000:.1f} ms/img vs float {tf/len(xs)*1000:.1f} ms/img; "
-          f"max prob diff {diff:.4f}; top-1 agree {(lq.argmax(1) == lf.argmax(1)).mean():.3f}", flush=True)
 
 if __name__ == '__main__': main()

@@ -15,6 +15,7 @@ VARIANTS = {
     'book': BOOK,
     'ours': OURS,
     'finetune': FINETUNE,
+    'ours_full': R(OURS, name='ours_full', presize=None),   # no presize: one resample from the decoded photo
     'crop160': R(FINETUNE, name='crop160', method='crop'),
     'sq128e3': R(FINETUNE, name='sq128e3', size=128),
     'sq128e4': R(FINETUNE, name='sq128e4', size=128, epochs=4),

@@ -169,7 +169,7 @@ def test_binder_pins_agree_with_the_project():
     from conftest import ROOT
     ours, binder = pins(ROOT/'requirements.txt'), pins(ROOT/'binder'/'requirements.txt')
     shared = set(ours) & set(binder)
-    assert {'torch', 'voila', 'ipywidgets', 'onnxruntime'} <= shared
+    assert {'torch', 'voila', 'ipywidgets', 'openvino'} <= shared
     assert {k: binder[k] for k in shared} == {k: ours[k] for k in shared}
     assert '--extra-index-url https://download.pytorch.org/whl/cpu' in (ROOT/'binder'/'requirements.txt').read_text()
     assert 'pip install --no-deps -e .' in (ROOT/'binder'/'postBuild').read_text()

@@ -66,6 +66,14 @@ def test_every_prediction_says_whether_it_is_out_of_domain(pred):
     assert bad['error'] and bad['ood'] is None and bad['ood_score'] is None
 
 @needs_ood
+def test_shipped_model_gives_label_and_ood_from_one_forward_pass(pred):
+    "The ONNX also outputs the ImageNet logits, with the OOD model's preprocessing: no second model runs."
+    assert pred.shared and not hasattr(pred, 'ood_session')
+    x = np.zeros((2, 3, *pred.pre['size']), np.float32)
+    logits, inet = pred.session.run(['logits', 'imagenet_logits'], {'image': x})
+    assert logits.shape == (2, len(pred.vocab)) and inet.shape == (2, 1000)
+
+@needs_ood
 def test_cat_and_astronaut_are_not_bears(pred):
     s = sample_ood_images(n_synthetic=5)
     for name in ('cat (skimage chelsea)', 'astronaut (skimage)', 'noise', 'flat colour', 'drawn shapes'):
@@ -95,3 +103,23 @@ def test_in_domain_is_learned_from_the_training_images(tmp_path, bear_files):
     saved = json.loads((tmp_path/'teddy.ood.json').read_text())
     assert saved['classes'] == info['classes'] and saved['measured']['in_domain_cv_pass'] >= 0.95
     assert saved['measured']['ood_flag_rate']['grizzly'] >= 0.8
+
+@pytest.mark.parametrize('recipe', ['OURS', 'FINETUNE', 'FINETUNE_CROP'])   # BOOK's RandomResizedCrop is for the bench only
+def test_inputs_are_what_fastai_feeds_the_model(tmp_path, recipe):
+    "For each recipe's presize and Resize, `to_input` builds the very pixels fastai's test DataLoader gives the model."
+    import dataclasses
+    from bear_app.config import get_settings
+    from bear_app.images import open_image
+    from bear_app.predict import to_input
+    from bear_app import train
+    r = dataclasses.replace(train.FINETUNE, method='crop') if recipe == 'FINETUNE_CROP' else getattr(train, recipe)
+    s, rng, files = get_settings(), np.random.default_rng(0), []
+    for c, (w, h) in zip(s.vocab * 2, [(400, 300), (250, 500), (640, 427), (301, 199), (224, 224), (1000, 260)]):
+        (tmp_path/c).mkdir(exist_ok=True)
+        files.append(tmp_path/c/f'{w}x{h}.png')
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).resize((w, h)).save(files[-1])
+    dls = train.bear_datablock(s, r).dataloaders(files, bs=len(files), num_workers=0)
+    xb = dls.test_dl(files).one_batch()[0].numpy()                      # 0..1, before the learner's Normalize
+    pre = {'size': [r.size]*2, 'method': r.method, 'presize': int(r.size * r.presize) if r.presize else None, 'mean': [0]*3, 'std': [1]*3}
+    # atol: fastai's batch lighting transforms round-trip through logit/sigmoid at test time (±5e-6); a grey level is 4e-3
+    np.testing.assert_allclose(np.stack([to_input(open_image(f), pre) for f in files]), xb, atol=1e-5)

@@ -63,7 +63,8 @@ def test_bear_train_writes_model_card_and_png(dataset, tmp_path):
     cm = m['confusion_matrix']['counts']
     assert len(cm) == 3 and sum(map(sum, cm)) == m['n_valid'] > 0
     assert card['near_duplicates']['groups_merged'] == len(groups) and card['small_run'] is True
-    assert card['preprocessing']['method'] in ('crop', 'squish') and card['preprocessing']['presize']
+    assert card['preprocessing']['method'] in ('crop', 'squish')
+    assert (card['preprocessing']['presize'] is None) == (card['recipe']['presize'] is None)
     assert set(card['versions']) >= {'torch', 'fastai', 'timm'} and card['train_seconds'] > 0 and card['recipe']['epochs'] == 1
     files = dataset_files(read_settings(ini, env={}), root)
     from bear_app.train import small_subset
