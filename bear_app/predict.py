@@ -197,7 +197,8 @@ class CpuModel:
     "An ONNX model compiled by OpenVINO for this CPU, for latency, in full float32 (never bf16, which moves probabilities)."
     def __init__(self, path:Path, threads:int|None=None):
         import openvino as ov
-        self.core, self.model = ov.Core(), ov.Core().read_model(str(path))
+        self.core = ov.Core()
+        self.model = self.core.read_model(str(path))
         self.cfg = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_NUM_THREADS': threads or os.cpu_count() or 1}
         self.outputs = {n for o in self.model.outputs for n in o.get_names()}  # an output can have several names
         self.requests, self.lock = {}, threading.Lock()

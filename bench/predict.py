@@ -93,8 +93,6 @@ def main():
     print(f"{'  classifier only, batch':<38} {len(files)/dt2:6.1f} img/s", flush=True)
     print(f"{'fastai get_preds (batch, for reference)':<38} {len(files)/dt3:6.1f} img/s", flush=True)
 
-
-
     print(f"\ncold start, process start to first prediction (median of {a.runs}):")
     c_ours = wall([str(BIN/'bear-predict'), str(files[0])], a.runs)
     c_fa = wall([sys.executable, '-c', FASTAI_LOOP, str(PKL), str(files[0])], a.runs)

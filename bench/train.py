@@ -7,7 +7,7 @@ validation error on the settings' seeded split (near-duplicates kept together), 
 import argparse, dataclasses, json, time
 from bear_app.config import get_settings
 from bear_app.gather import near_duplicate_groups
-from bear_app.train import (BOOK, FINETUNE, OURS, MAX_DISTANCE, GroupedSplitter, cross_validate, dataset_files, train_learner,
+from bear_app.train import (BOOK, FINETUNE, OURS, PRESIZE, MAX_DISTANCE, GroupedSplitter, cross_validate, dataset_files, train_learner,
                             validation_metrics)
 
 R = dataclasses.replace
@@ -15,7 +15,7 @@ VARIANTS = {
     'book': BOOK,
     'ours': OURS,
     'finetune': FINETUNE,
-    'ours_full': R(OURS, name='ours_full', presize=None),   # no presize: one resample from the decoded photo
+    'ours_presized': R(OURS, name='ours_presized', presize=PRESIZE),   # shrunk to 1.15x before the crop, as OURS was
     'crop160': R(FINETUNE, name='crop160', method='crop'),
     'sq128e3': R(FINETUNE, name='sq128e3', size=128),
     'sq128e4': R(FINETUNE, name='sq128e4', size=128, epochs=4),

@@ -117,7 +117,7 @@ def test_inputs_are_what_fastai_feeds_the_model(tmp_path, recipe):
     for c, (w, h) in zip(s.vocab * 2, [(400, 300), (250, 500), (640, 427), (301, 199), (224, 224), (1000, 260)]):
         (tmp_path/c).mkdir(exist_ok=True)
         files.append(tmp_path/c/f'{w}x{h}.png')
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).resize((w, h)).save(files[-1])
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(files[-1])
     dls = train.bear_datablock(s, r).dataloaders(files, bs=len(files), num_workers=0)
     xb = dls.test_dl(files).one_batch()[0].numpy()                      # 0..1, before the learner's Normalize
     pre = {'size': [r.size]*2, 'method': r.method, 'presize': int(r.size * r.presize) if r.presize else None, 'mean': [0]*3, 'std': [1]*3}
