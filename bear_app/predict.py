@@ -87,7 +87,7 @@ def _resize_size(learn):
     return next(t for t in learn.dls.after_item.fs if isinstance(t, Resize)).size[0]
 
 # %% ../nbs/04_predict.ipynb #2326e78f
-IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': None}  # as `OURS` feeds it
+IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': None, 'draft': 448}  # as `OURS` feeds it
 
 def imagenet_model()->Path:
     "Where the untouched ImageNet EfficientNet-Lite0 lives (`models/imagenet_lite0.onnx`)."
@@ -255,9 +255,13 @@ class Predictor:
             return softmax(logits), ood_scores(softmax(inet), self.ood['classes'])
         return self.probs(x), (None if xo is None else self.ood_scores(xo))
 
+    def open(self, src)->Image.Image:
+        "Decode `src` as the learner's `get_x` does (JPEGs at a reduced scale when the card gives a `draft` size)."
+        return open_image(src, draft=self.pre.get('draft'))
+
     def inputs(self, src)->tuple:
         "The classifier's input for `src` and the OOD model's (the same array when their preprocessing agrees)."
-        img = open_image(src)
+        img = self.open(src)
         x = to_input(img, self.pre)
         if self.ood is None: return x, None
         same = all(self.ood['preprocessing'][k] == self.pre.get(k) for k in ('size', 'method', 'mean', 'std', 'presize'))
@@ -280,7 +284,7 @@ def _failed(msg): return {'label': None, 'probability': None, 'probs': None, 'er
 
 # %% ../nbs/04_predict.ipynb #fd830798
 def _decode(pre, src):
-    try: return to_input(open_image(src), pre), None
+    try: return to_input(open_image(src, draft=pre.get('draft')), pre), None
     except ImageError as e: return None, str(e)
 
 def _inputs(pred, src):

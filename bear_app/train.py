@@ -93,15 +93,18 @@ PRESIZE = 1.15  # training images are shrunk to a short side of PRESIZE * size b
 
 class PresizedImages(Transform):
     "`get_x` that decodes images with `open_image` and shrinks them to a short side of `size` px, cached while training."
+    draft = None                        # learners exported before `draft` existed decode at full size
     def __init__(self, size:int|None,   # short side to shrink to (None: keep the decoded size)
-                 cache:dict|None=None): # a dict to share between DataBlocks (default: a new one)
+                 cache:dict|None=None,  # a dict to share between DataBlocks (default: a new one)
+                 draft:int|None=None):  # JPEGs: decode at a reduced scale while both sides stay ≥ `draft` px
         super().__init__()
-        self.size, self.cache = size, ({} if cache is None else cache)
+        self.size, self.cache, self.draft = size, ({} if cache is None else cache), draft
     def shrink(self, img): return img if self.size is None else shrink(img, self.size)  # the predictor's own shrink
+    def read(self, fn): return self.shrink(open_image(fn, draft=self.draft))
     def encodes(self, fn):
-        if self.cache is None: return self.shrink(open_image(fn))
-        key = (str(fn), self.size)
-        if key not in self.cache: self.cache[key] = self.shrink(open_image(fn))
+        if self.cache is None: return self.read(fn)
+        key = (str(fn), self.size, self.draft)
+        if key not in self.cache: self.cache[key] = self.read(fn)
         return self.cache[key]
     def __getstate__(self): return {**self.__dict__, 'cache': None}
 
@@ -166,7 +169,7 @@ def bear_datablock(s:Settings, recipe:Recipe|None=None, splitter=None, cache:dic
     item = (RandomResizedCrop(r.size, min_scale=r.rrc_min_scale) if r.rrc_min_scale else
             Resize(r.size, ResizeMethod.Squish if r.method == 'squish' else ResizeMethod.Crop))
     return DataBlock(blocks=(UprightImageBlock, CategoryBlock(vocab=s.vocab)),
-                     get_x=PresizedImages(int(r.size * r.presize) if r.presize else None, cache), get_y=parent_label,
+                     get_x=PresizedImages(int(r.size * r.presize) if r.presize else None, cache, draft=2 * r.size), get_y=parent_label,
                      splitter=splitter or RandomSplitter(valid_pct=s.valid_pct, seed=s.seed),
                      item_tfms=item, batch_tfms=aug_transforms() if r.aug else None)
 
@@ -232,12 +235,13 @@ def train_learner(s:Settings, files:list|None=None, recipe:Recipe|None=None, spl
 
 # %% ../nbs/02_train.ipynb #4a9d55d8
 def preprocessing(learn:Learner)->dict:
-    "How the exported learner turns an image into its input: presize, resize method and size, normalisation."
+    "How the exported learner turns an image into its input: JPEG draft, presize, resize method and size, normalisation."
     rs = first(t for t in learn.dls.after_item.fs if isinstance(t, Resize))
     if rs is None: raise ValueError("Only recipes that Resize at inference can be exported (not RandomResizedCrop)")
     px = first(t for t in learn.dls.tls[0].tfms.fs if isinstance(t, PresizedImages))
     nm = first(t for t in learn.dls.after_batch.fs if isinstance(t, Normalize))
-    return {'size': list(rs.size), 'presize': px.size if px else None, 'method': str(rs.method), 'pad_mode': str(rs.pad_mode),
+    return {'size': list(rs.size), 'presize': px.size if px else None, 'draft': px.draft if px else None,
+            'method': str(rs.method), 'pad_mode': str(rs.pad_mode),
             'mean': nm.mean.flatten().tolist(), 'std': nm.std.flatten().tolist()}
 
 def _versions():

@@ -137,6 +137,7 @@ def test_several_files_are_listed_one_by_one(app):
 
 def test_not_a_bear_says_so_with_the_best_guess(predictor):
     class OOD:
+        def open(self, data): return predictor.open(data)
         def predict(self, img): return {**predictor.predict(img), 'ood': True, 'ood_score': 9.0}
     app = BearApp(OOD())
     label, html = classify(app, ('cat.png', encode(photo(), 'PNG')))

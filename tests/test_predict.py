@@ -118,8 +118,21 @@ def test_inputs_are_what_fastai_feeds_the_model(tmp_path, recipe):
         (tmp_path/c).mkdir(exist_ok=True)
         files.append(tmp_path/c/f'{w}x{h}.png')
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(files[-1])
+    files.append(tmp_path/s.vocab[0]/'phone.jpg')                       # big enough for a reduced-scale JPEG decode
+    Image.fromarray(rng.integers(0, 256, (1800, 2400, 3), dtype=np.uint8)).save(files[-1], quality=90)
     dls = train.bear_datablock(s, r).dataloaders(files, bs=len(files), num_workers=0)
     xb = dls.test_dl(files).one_batch()[0].numpy()                      # 0..1, before the learner's Normalize
-    pre = {'size': [r.size]*2, 'method': r.method, 'presize': int(r.size * r.presize) if r.presize else None, 'mean': [0]*3, 'std': [1]*3}
+    px = next(t for t in dls.tls[0].tfms.fs if isinstance(t, train.PresizedImages))
+    pre = {'size': [r.size]*2, 'method': r.method, 'presize': px.size, 'draft': px.draft, 'mean': [0]*3, 'std': [1]*3}
     # atol: fastai's batch lighting transforms round-trip through logit/sigmoid at test time (±5e-6); a grey level is 4e-3
-    np.testing.assert_allclose(np.stack([to_input(open_image(f), pre) for f in files]), xb, atol=1e-5)
+    np.testing.assert_allclose(np.stack([to_input(open_image(f, draft=pre['draft']), pre) for f in files]), xb, atol=1e-5)
+
+@needs_bear_data
+def test_big_phone_photo_agrees_with_fastai(tmp_path, pred, bear_files):
+    "A 12-megapixel JPEG (decoded at a reduced scale by both) gets fastai's answer."
+    photo = tmp_path/'phone.jpg'
+    Image.open(bear_files[0]).convert('RGB').resize((4032, 3024), Image.BICUBIC).save(photo, quality=92)
+    mine, theirs = pred.predict(photo), fastai_probs(PKL, [photo], one_by_one=True)[0]
+    assert pred.pre['draft'] and pred.open(photo).size[0] < 4032
+    np.testing.assert_allclose([mine['probs'][c] for c in pred.vocab], theirs, atol=0.01)
+    assert mine['label'] == pred.vocab[int(theirs.argmax())]
