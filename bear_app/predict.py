@@ -232,8 +232,8 @@ class Predictor:
         self.ood = json.loads(ood_path(self.model).read_text()) if ood_path(self.model).exists() else None
         if self.ood is None: _warn_once(f"{ood_path(self.model)} not found: predictions carry ood=None (run fit_ood to create it)")
         else:
-            self.shared = self.ood['preprocessing'] == {k: self.pre.get(k) for k in self.ood['preprocessing']} and \
-                          'imagenet_logits' in self.session.outputs
+            self.same_input = self.ood['preprocessing'] == {k: self.pre.get(k) for k in self.ood['preprocessing']}
+            self.shared = self.same_input and 'imagenet_logits' in self.session.outputs
             if not self.shared: self.ood_session = CpuModel(self.model.with_name(self.ood['imagenet_model']), threads)
             fp = self.ood['calibration'].get('fingerprint')
             if fp and self.card.get('fingerprint') and fp != self.card['fingerprint']:
@@ -264,8 +264,7 @@ class Predictor:
         img = self.open(src)
         x = to_input(img, self.pre)
         if self.ood is None: return x, None
-        same = all(self.ood['preprocessing'][k] == self.pre.get(k) for k in ('size', 'method', 'mean', 'std', 'presize'))
-        return x, x if same else to_input(img, self.ood['preprocessing'])
+        return x, x if self.same_input else to_input(img, self.ood['preprocessing'])
 
     def result(self, p:np.ndarray, s:float|None=None)->dict:
         "The prediction for one row of probabilities `p` and OOD score `s`."
