@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 from conftest import BEAR_DATA, ROOT, needs_bear_data
 from bear_app.images import image_files
-from bear_app.predict import (Predictor, fastai_probs, fit_ood, ood_path, onnx_is_stale, sample_ood_images, file_sha256)
+from bear_app.predict import (Predictor, fastai_probs, fit_ood, ood_path, onnx_is_stale, sample_ood_images)
+from bear_app.core import file_sha256
 
 MODELS = ROOT/'models'
 PKL, ONNX = MODELS/'bear_model.pkl', MODELS/'bear_model.onnx'

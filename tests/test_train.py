@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 from bear_app.config import read_settings
-from bear_app.gather import near_duplicate_groups
-from bear_app.train import (MAX_DISTANCE, OURS, GroupedSplitter, bear_datablock, dataset_files, efficientnet_lite0,
-                            fingerprint, get_arch, group_folds, imagenet_top)
+from bear_app.core import fingerprint
+from bear_app.images import NEAR_DUP_BITS, near_duplicate_groups
+from bear_app.train import (OURS, GroupedSplitter, bear_datablock, dataset_files, efficientnet_lite0,
+                            get_arch, group_folds, imagenet_top)
 from bear_app.images import open_image, image_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def test_bear_train_writes_model_card_and_png(dataset, tmp_path):
     assert Predictor(models/'bear_model.onnx').predict(root/'red'/'005.jpg')['label'] in test_vocab
 
 def valid_files(s, files, seed):
-    groups = near_duplicate_groups(files, MAX_DISTANCE)
+    groups = near_duplicate_groups(files, NEAR_DUP_BITS)
     dsets = bear_datablock(s, OURS, GroupedSplitter(groups, 0.25, seed)).datasets(files)
     return sorted(map(str, dsets.valid.items))
 
@@ -89,7 +90,7 @@ def test_same_seed_same_split(dataset, tmp_path):
 def test_near_duplicates_stay_on_one_side(dataset, tmp_path):
     root, groups = dataset
     files = dataset_files(read_settings(write_settings(tmp_path, root), env={}))
-    found = near_duplicate_groups(files, MAX_DISTANCE)
+    found = near_duplicate_groups(files, NEAR_DUP_BITS)
     assert {frozenset(g) for g in found} == {frozenset(g) for g in groups}
     for seed in range(10):
         train, valid = GroupedSplitter(found, 0.2, seed)(files)
