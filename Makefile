@@ -23,7 +23,7 @@ app: $(STAMP)
 	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/bear-app nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
 
 lab: $(STAMP)
-	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=nbs --ServerApp.ip=127.0.0.1
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=nbs --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -70,6 +70,7 @@ async def start_kernel(self:BearKernelManager, *, kernel_id=None, path=None, **k
     try:
         kid = await self._from_pool(path, kwargs.get('kernel_name'))
         if kid is None: kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
+        self.log.info("Visitor %d of %d gets kernel %s", self.visitor_count(), self.max_visitors, kid)
         self.get_kernel(kid).last_activity = utcnow()
         self.visitors.add(kid)
         self.add_restart_callback(kid, lambda: asyncio.ensure_future(self._end_restarted(kid)), 'restart')
@@ -104,6 +105,7 @@ async def _warm_kernel(self:BearKernelManager)->str:
     self._pooled.add(kid)
     try: await self._run(kid, self.warm_code)
     except Exception as e: self.log.warning("Pooled kernel %s: %s (it will load the model when used)", kid, e)
+    else: self.log.info("Kernel %s is warmed up, waiting for a visitor", kid)
     return kid
 BearKernelManager._warm_kernel = _warm_kernel
 
