@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8866
+LAB_ARGS ?=
 STAMP  := $(VENV)/.installed
 
 .PHONY: app test lab venv export
@@ -23,7 +24,7 @@ app: $(STAMP)
 	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/bear-app nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
 
 lab: $(STAMP)
-	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=nbs --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=nbs --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
