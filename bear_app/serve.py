@@ -23,6 +23,7 @@ from .config import find_settings
 # %% ../nbs/05a_serve.ipynb #a1f0c007
 APP_DEFAULTS = {'title': 'Select your bear!', # the page's title and heading
                 'max_visitors': 8,            # pages with a kernel at once; the next visitor gets the busy page
+                'warm_kernels': 1,            # kernels kept started and warmed up for the next visitors
                 'upload_limit_mb': 50,        # most megabytes one selection of photos may send
                 'unconnected_timeout': 120,   # seconds before the kernel of a closed (or never opened) page ends
                 'idle_timeout': 900}          # seconds before the kernel of an open but unused page ends
@@ -170,7 +171,7 @@ def app_config(server:bool=False, # configuration for a Jupyter server hosting V
         resources={'metadata': {'name': s['title']}, 'bear': {'upload_limit': limit}})
     c.MappingKernelManager.update(cull_idle_timeout=s['unconnected_timeout'], cull_connected=False, cull_busy=False,
         cull_interval=max(1, min(30, s['unconnected_timeout'] // 4)), allow_tracebacks=False)
-    c.BearKernelManager.update(max_visitors=s['max_visitors'], idle_timeout=s['idle_timeout'],
+    c.BearKernelManager.update(max_visitors=s['max_visitors'], pool_size=s['warm_kernels'], idle_timeout=s['idle_timeout'],
                                pool_path='nbs' if server else '')
     if server:
         c.ServerApp.kernel_manager_class = BearKernelManager
