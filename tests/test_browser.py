@@ -324,3 +324,12 @@ def test_a_malformed_widget_message_gets_no_traceback(server, browser):
         assert leak not in text, (leak, text[:3000])
     assert proc.poll() is None and any(kernel_id(page) in ' '.join(k.cmdline()) for k in kernels(proc))
     leave(page, proc)
+
+def compressed(url)->bool:
+    "Whether the server sends `url` gzip-compressed to a browser that accepts it."
+    req = urllib.request.Request(url, headers={'Accept-Encoding': 'gzip'})
+    with urllib.request.urlopen(req, timeout=30) as r: return r.headers.get('Content-Encoding') == 'gzip'
+
+def test_responses_are_compressed(server):
+    proc, url = server
+    assert compressed(url + 'voila/static/voila.js')

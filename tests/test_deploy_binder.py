@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, test_settings, server_env, start_server, stop_server,
-                          open_app, kernel_id, upload_and_classify, photos, big_photo, answered)
+                          open_app, kernel_id, upload_and_classify, photos, big_photo, answered, compressed)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 APP = {'max_visitors': 2, 'upload_limit_mb': 20, 'unconnected_timeout': 4, 'idle_timeout': 600}
@@ -62,3 +62,4 @@ def test_binder_applies_the_settings(binder, browser, tmp_path):
     assert lab.evaluate('typeof bearGuards') == 'function'
     lab.goto('about:blank'); lab.context.close()
     assert blocked == [], blocked
+    assert compressed(base + 'voila/static/voila.js')
