@@ -170,13 +170,15 @@ def app_config(server:bool=False, # configuration for a Jupyter server hosting V
         multi_kernel_manager_class=BearKernelManager,
         resources={'metadata': {'name': s['title']}, 'bear': {'upload_limit': limit}})
     c.MappingKernelManager.update(cull_idle_timeout=s['unconnected_timeout'], cull_connected=False, cull_busy=False,
-        cull_interval=max(1, min(30, s['unconnected_timeout'] // 4)), allow_tracebacks=False)
+        cull_interval=max(1, min(30, s['unconnected_timeout'] // 4)))
     c.BearKernelManager.update(max_visitors=s['max_visitors'], pool_size=s['warm_kernels'], idle_timeout=s['idle_timeout'],
                                pool_path='nbs' if server else '')
     if server:
         c.ServerApp.kernel_manager_class = BearKernelManager
         c.ServerApp.tornado_settings = {**web, 'mathjax_url': None, 'mathjax_config': None}
-    else: c.Voila.tornado_settings = {**web, 'disable_check_xsrf': True}   # the page's own kernel shutdown on close
+    else:
+        c.Voila.tornado_settings = {**web, 'disable_check_xsrf': True}   # the page's own kernel shutdown on close
+        c.MappingKernelManager.allow_tracebacks = False   # none in any kernel message (Binder: JupyterLab users need them)
     return c
 
 # %% ../nbs/05a_serve.ipynb #a1f0c028

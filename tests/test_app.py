@@ -196,12 +196,13 @@ def test_serving_config_in_both_modes():
         assert t['websocket_max_message_size'] > s['upload_limit_mb'] * 10**6 >= 20 * 10**6   # a 16 MB photo fits
         assert t['compress_response'] is True
         v = c.VoilaConfiguration
-        assert v.show_tracebacks is False and c.MappingKernelManager.allow_tracebacks is False
+        assert v.show_tracebacks is False
         assert v.allow_template_override == v.allow_theme_override == 'NO'
         assert v.resources['metadata']['name'] == s['title'] and v.resources['bear']['upload_limit'] == s['upload_limit_mb'] * 10**6
         assert c.MappingKernelManager.cull_idle_timeout == s['unconnected_timeout'] > 0
         assert c.BearKernelManager.max_visitors == s['max_visitors'] > 0
         assert (ROOT/'share'/'jupyter'/'voila'/'templates'/v.template/'index.html.j2').is_file()
+    assert app_config().MappingKernelManager.allow_tracebacks is False   # standalone: no traceback in any kernel message
     assert app_config(server=True).ServerApp.kernel_manager_class is BearKernelManager
     assert app_config(server=True).ServerApp.tornado_settings['mathjax_url'] is None   # else the page asks a CDN
     template = (ROOT/'share'/'jupyter'/'voila'/'templates'/'bear')
