@@ -7,11 +7,12 @@ __all__ = ['COLUMNS', 'NOT_ANY', 'MODEL_SUFFIXES', 'MonitorSettings', 'candidate
            'PredictionLog', 'rows', 'get', 'update', 'count', 'close', 'prune', 'model_version', 'image_facts',
            'answer_of', 'answer_columns', 'failed', 'Monitor', 'predict', 'predict_many', 'psi', 'binom_sf',
            'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats', 'report', 'format_report',
-           'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo', 'review_rows',
-           'write_review', 'version_name', 'keep_model_version', 'model_versions', 'main']
+           'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo', 'unshare_photo',
+           'feedback', 'share', 'review_rows', 'write_review', 'version_name', 'keep_model_version', 'model_versions',
+           'main']
 
-# %% ../nbs/06_monitor.ipynb #feb0ed27
-import argparse, hashlib, io, json, math, shutil, sqlite3, sys, threading, time
+# %% ../nbs/06_monitor.ipynb #8d990525
+import argparse, hashlib, io, json, math, os, shutil, sqlite3, sys, threading, time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from .config import find_settings, ini_section, read_settings
 from .core import atomic_write, file_sha256
 from .images import ImageError, open_image, phash, visible_files
 
-# %% ../nbs/06_monitor.ipynb #285e3582
+# %% ../nbs/06_monitor.ipynb #099fac1a
 @dataclass
 class MonitorSettings:
     "What `[monitor]` and `[app] candidate` in settings.ini say, with the defaults used when a key is missing."
@@ -37,7 +38,7 @@ class MonitorSettings:
     candidate: Path|None = None    # the model run in shadow (None: none)
     data: Path = Path('data')      # the data folder
 
-# %% ../nbs/06_monitor.ipynb #1bb38406
+# %% ../nbs/06_monitor.ipynb #e5501281
 _NUMBERS = {'retention_days': float, 'inbox_quota_mb': float, 'low_confidence': float, 'psi_alarm': float,
             'ood_p_alarm': float, 'min_n': int}
 
@@ -48,10 +49,10 @@ def candidate_path(name:str, models:Path)->Path:
     return p if p.suffix in ('.onnx', '.pkl') else p.with_name(p.name + '.onnx')
 
 def monitor_settings(path:Path|None=None, # settings.ini (default: `find_settings()`)
-                     env:dict|None=None,  # environment for `BEAR_DATA` (default: `os.environ`)
+                     env:dict|None=None,  # environment for `BEAR_DATA` and `BEAR_LOG` (default: `os.environ`)
                     )->MonitorSettings:
-    "The monitor's settings; paths are relative to `settings.ini`, the inbox to the data folder."
-    path = Path(path or find_settings()).resolve()
+    "The monitor's settings; paths are relative to `settings.ini`, the inbox to the data folder; `BEAR_LOG` overrides the log."
+    path, env = Path(path or find_settings()).resolve(), os.environ if env is None else env
     s, m = read_settings(path, env), ini_section('monitor', path)
     kw = {}
     for k, typ in _NUMBERS.items():
@@ -61,10 +62,10 @@ def monitor_settings(path:Path|None=None, # settings.ini (default: `find_setting
     inbox = Path(m.get('inbox', '.inbox'))
     if inbox.is_absolute() or '..' in inbox.parts: raise ValueError(f"{path.name} [monitor] inbox must be a folder inside the data folder, not {inbox}")
     cand = ini_section('app', path).get('candidate', '').strip()
-    return MonitorSettings(log=path.parent/m.get('log', 'logs/predictions.sqlite'), inbox=s.data_path/inbox, data=s.data_path,
+    return MonitorSettings(log=path.parent/(env.get('BEAR_LOG') or m.get('log', 'logs/predictions.sqlite')), inbox=s.data_path/inbox, data=s.data_path,
                            candidate=candidate_path(cand, s.models_path) if cand else None, **kw)
 
-# %% ../nbs/06_monitor.ipynb #90fc116c
+# %% ../nbs/06_monitor.ipynb #fdb8db3d
 COLUMNS = {'time': 'TEXT NOT NULL', 'source': 'TEXT', 'model': 'TEXT',
            'label': 'TEXT', 'probability': 'REAL', 'probs': 'TEXT', 'ood': 'INTEGER', 'ood_score': 'REAL', 'error': 'TEXT',
            'sha256': 'TEXT', 'phash': 'TEXT', 'width': 'INTEGER', 'height': 'INTEGER', 'bytes': 'INTEGER',
@@ -74,7 +75,7 @@ COLUMNS = {'time': 'TEXT NOT NULL', 'source': 'TEXT', 'model': 'TEXT',
 
 def now()->str: return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
-# %% ../nbs/06_monitor.ipynb #5e8351fa
+# %% ../nbs/06_monitor.ipynb #8af37814
 def connect(path:Path, timeout:float=30)->sqlite3.Connection:
     "Open (creating when missing) the log at `path` in WAL mode; a writer waits up to `timeout` s for another."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def connect(path:Path, timeout:float=30)->sqlite3.Connection:
     con.execute('PRAGMA synchronous=NORMAL')   # WAL: a commit survives the process dying; no fsync per answer
     return con
 
-# %% ../nbs/06_monitor.ipynb #c02acaff
+# %% ../nbs/06_monitor.ipynb #20b24dfb
 def _sql(v): return json.dumps(v) if isinstance(v, dict) else int(v) if isinstance(v, bool) else v
 
 def _row(r:sqlite3.Row)->dict:
@@ -108,7 +109,8 @@ class PredictionLog:
     def __init__(self, path:Path,               # the .sqlite file (created when missing)
                  retention_days:float=0):       # delete rows older than this now (0: keep everything)
         self.path, self.lock = Path(path), threading.Lock()
-        self.con = connect(self.path)
+        try: self.con = connect(self.path)
+        except (sqlite3.Error, OSError) as e: raise ValueError(f"{self.path} cannot be used as a prediction log ({e}).") from None
         if retention_days: self.prune(retention_days)
 
     def add(self, recs)->int|list:
@@ -126,7 +128,7 @@ class PredictionLog:
             except BaseException: self.con.execute('ROLLBACK'); raise
         return ids if many else ids[0]
 
-# %% ../nbs/06_monitor.ipynb #e0add5bd
+# %% ../nbs/06_monitor.ipynb #a0965cdc
 def rows(self:PredictionLog, since:str|None=None)->list: # dicts, oldest first
     "Every row (from `since`, an ISO date or time, on), with probabilities as dicts."
     with self.lock:
@@ -153,7 +155,7 @@ def close(self:PredictionLog): self.con.close()
 
 for _f in (rows, get, update, count, close): setattr(PredictionLog, _f.__name__, _f)
 
-# %% ../nbs/06_monitor.ipynb #f9d906d5
+# %% ../nbs/06_monitor.ipynb #5b11578b
 def _write_many(path:str, n:int, start_at:float):
     "Test helper run in a child process: wait until `start_at`, then log `n` answers one by one."
     while time.time() < start_at: time.sleep(0.001)
@@ -161,7 +163,7 @@ def _write_many(path:str, n:int, start_at:float):
     for i in range(n): log.add({'source': 'cli', 'label': 'grizzly', 'probability': 0.9, 'ood': False})
     log.close()
 
-# %% ../nbs/06_monitor.ipynb #c021f70d
+# %% ../nbs/06_monitor.ipynb #4eabe6b5
 def prune(self:PredictionLog, days:float,          # keep this many days
           data:Path|None=None,                     # the data folder: also prune rows whose shared photo has left the inbox
           at:datetime|None=None)->int:             # now (for tests)
@@ -176,7 +178,7 @@ def prune(self:PredictionLog, days:float,          # keep this many days
     return n
 PredictionLog.prune = prune
 
-# %% ../nbs/06_monitor.ipynb #d341db92
+# %% ../nbs/06_monitor.ipynb #e9a6f5aa
 def model_version(model:Path,             # the model's .onnx (its card is the .json beside it)
                   card:dict|None=None,    # the card, when already read
                  )->str:                  # 64 hex digits
@@ -201,7 +203,7 @@ def image_facts(img:Image.Image|None, # the decoded photo (None when it could no
         except Exception: pass    # the decoded size will do
     return {**out, 'phash': phash(img), 'width': size[0], 'height': size[1]}
 
-# %% ../nbs/06_monitor.ipynb #1a8257bd
+# %% ../nbs/06_monitor.ipynb #dac927ca
 NOT_ANY = '(none)'   # the answer "not like any category" (the app says "not a bear")
 
 def answer_of(label:str|None, ood:bool|None)->str|None:
@@ -219,7 +221,7 @@ def failed(msg:str)->dict:
     "A prediction for a file that could not be read."
     return {'label': None, 'probability': None, 'probs': None, 'ood': None, 'ood_score': None, 'error': msg}
 
-# %% ../nbs/06_monitor.ipynb #cdbbf0d9
+# %% ../nbs/06_monitor.ipynb #babf2431
 class Monitor:
     "Answer with the current model, run the candidate in shadow on the same picture, and log both answers."
     def __init__(self, predictor=None,     # a `Predictor` (default: the model in settings.ini)
@@ -247,7 +249,7 @@ class Monitor:
         cand = self.candidate.predict(img) if self.candidate is not None and img is not None else None
         return self.log.add(self.row(r, image_facts(img, raw), cand, source))
 
-# %% ../nbs/06_monitor.ipynb #d398427d
+# %% ../nbs/06_monitor.ipynb #71e6e3bb
 def predict(self:Monitor, src, source:str|None=None)->dict:
     "The current model's answer for `src` (path, bytes or PIL image) with its `log_id`; the candidate's is only logged."
     raw = None if isinstance(src, Image.Image) else src
@@ -270,7 +272,7 @@ def predict_many(self:Monitor, files:list, source:str|None=None)->list:
 
 Monitor.predict, Monitor._file_facts, Monitor.predict_many = predict, _file_facts, predict_many
 
-# %% ../nbs/06_monitor.ipynb #9f553577
+# %% ../nbs/06_monitor.ipynb #8746a292
 def psi(observed:dict,      # category -> count
         expected:dict,      # category -> share (summing to 1)
         smooth:float=0.5,   # added to each count
@@ -289,7 +291,7 @@ def binom_sf(k:int, n:int, p:float)->float:
     m = max(ls)
     return min(1.0, math.exp(m) * sum(math.exp(l - m) for l in ls))
 
-# %% ../nbs/06_monitor.ipynb #c09e656f
+# %% ../nbs/06_monitor.ipynb #22ba79f0
 def training_mix(card:dict, data:Path|None=None)->tuple: # ({category: share}, where it came from)
     "The class mix the model was trained on."
     vocab = card['vocab']
@@ -308,7 +310,7 @@ def expected_ood_rate(ood_info:dict|None)->float|None:
     n = ood_info.get('calibration', {}).get('n_images') or 1000
     return max(1 - ood_info['measured']['in_domain_cv_pass'], 1 / (n + 1))
 
-# %% ../nbs/06_monitor.ipynb #1017cafd
+# %% ../nbs/06_monitor.ipynb #0d74f413
 def _mean(xs:list)->float|None: return round(sum(xs) / len(xs), 4) if xs else None
 
 def feedback_stats(rows:list)->dict:
@@ -332,7 +334,7 @@ def shadow_stats(rows:list)->list:
                                  'candidate_accuracy': _mean([b == t for _, b, t in fb])}})
     return out
 
-# %% ../nbs/06_monitor.ipynb #a7b7eabf
+# %% ../nbs/06_monitor.ipynb #34da8b2e
 def report(log:PredictionLog,            # the prediction log
            card:dict,                    # the current model's card
            ood_info:dict|None=None,      # its not-a-bear calibration (`.ood.json`)
@@ -368,7 +370,7 @@ def report(log:PredictionLog,            # the prediction log
             'low_confidence': sum(r['probability'] < ms.low_confidence for r in ok),
             'feedback': feedback_stats(ok), 'shadow': shadow_stats(rows), 'min_n': ms.min_n}
 
-# %% ../nbs/06_monitor.ipynb #4f4fdf3e
+# %% ../nbs/06_monitor.ipynb #48912815
 def format_report(rep:dict)->str:
     "The report as lines of text."
     L = [f"{rep['n']} answers" + (f" since {rep['since']}" if rep['since'] else '') + f"; unreadable files: {rep['errors']}",
@@ -394,7 +396,7 @@ def format_report(rep:dict)->str:
              f"no drift alarm" + (f" (fewer than {rep['min_n']} answers: no verdict)" if rep['n'] < rep['min_n'] else ''))
     return '\n'.join(L)
 
-# %% ../nbs/06_monitor.ipynb #361d93a4
+# %% ../nbs/06_monitor.ipynb #04650874
 def generated_images(n:int, seed:int=0)->list:
     "`n` pictures that are not bears: noise, flat colours and drawn shapes (for tests and demonstrations)."
     from PIL import ImageDraw
@@ -413,7 +415,7 @@ def generated_images(n:int, seed:int=0)->list:
         buf = io.BytesIO(); im.save(buf, 'PNG'); out.append(buf.getvalue())
     return out
 
-# %% ../nbs/06_monitor.ipynb #0c4697de
+# %% ../nbs/06_monitor.ipynb #a58005f4
 def plot_report(rep:dict):
     "Three panels: answers per day, class mix vs training, confidence histogram."
     import matplotlib.pyplot as plt
@@ -429,7 +431,7 @@ def plot_report(rep:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_monitor.ipynb #9153c052
+# %% ../nbs/06_monitor.ipynb #defeadcd
 def record_feedback(log:PredictionLog, log_id:int, # the logged prediction
                     said:str,              # 'yes', a category, or 'not a bear' / `NOT_ANY`
                    )->str:                 # the truth stored: a category or `NOT_ANY`
@@ -445,7 +447,7 @@ def record_feedback(log:PredictionLog, log_id:int, # the logged prediction
     log.update(log_id, feedback=s, truth=truth, feedback_time=now())
     return truth
 
-# %% ../nbs/06_monitor.ipynb #5ea081c7
+# %% ../nbs/06_monitor.ipynb #125ac017
 class InboxFull(RuntimeError):
     "The review inbox has reached its quota."
 
@@ -470,7 +472,27 @@ def share_photo(log:PredictionLog, log_id:int, # the logged prediction the visit
     log.update(log_id, shared=dest.relative_to(data).as_posix())
     return dest
 
-# %% ../nbs/06_monitor.ipynb #ded1c7f6
+# %% ../nbs/06_monitor.ipynb #db4a3037
+def unshare_photo(log:PredictionLog, log_id:int, data:Path)->bool: # whether a shared photo was withdrawn
+    "Withdraw consent: delete the photo of `log_id` from the inbox and forget that it was shared."
+    r = log.get(log_id)
+    if not r or not r['shared']: return False
+    (Path(data)/r['shared']).unlink(missing_ok=True)
+    log.update(log_id, shared=None)
+    return True
+
+def feedback(self:Monitor, log_id:int, said:str)->str:
+    "`record_feedback` in this monitor's log."
+    return record_feedback(self.log, log_id, said)
+
+def share(self:Monitor, log_id:int, raw:bytes|None, yes:bool=True)->Path|None:
+    "Share (`yes`) the photo `raw` of `log_id` into the inbox, or withdraw it."
+    if not yes: unshare_photo(self.log, log_id, self.settings.data); return None
+    return share_photo(self.log, log_id, raw, self.settings.inbox, self.settings.data, self.settings.inbox_quota_mb)
+
+Monitor.feedback, Monitor.share = feedback, share
+
+# %% ../nbs/06_monitor.ipynb #2f545670
 def review_rows(log:PredictionLog, data:Path, low_confidence:float=0.6)->list: # rows for `bear-clean apply`
     "Decisions (file, action, category, reason, score) for shared photos in the inbox that were flagged, unsure or disputed."
     out = []
@@ -492,7 +514,7 @@ def write_review(rows:list, dest:Path)->Path:
     buf = io.StringIO(); write_candidates(rows, buf)
     return atomic_write(dest, buf.getvalue())
 
-# %% ../nbs/06_monitor.ipynb #697f4414
+# %% ../nbs/06_monitor.ipynb #60440514
 MODEL_SUFFIXES = ('.onnx', '.pkl', '.json', '.ood.json')
 
 def version_name(card:dict, model_name:str='bear_model')->str:
@@ -520,15 +542,14 @@ def model_versions(models:Path, model_name:str='bear_model')->list: # newest fir
                     'version': (c.get('pkl_sha256') or '')[:12]})
     return sorted(out, key=lambda v: v['trained_at'] or '', reverse=True)
 
-# %% ../nbs/06_monitor.ipynb #99ac3b6f
+# %% ../nbs/06_monitor.ipynb #84e16894
 def _since(s:str)->str:
     try: return date.fromisoformat(s).isoformat()
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a date like 2026-11-30") from None
 
 def _open_log(path:Path)->PredictionLog:
     if not Path(path).is_file(): raise FileNotFoundError(f"No prediction log at {path} yet: the app and `bear-predict --log` write it.")
-    try: return PredictionLog(path)
-    except sqlite3.DatabaseError as e: raise ValueError(f"{path} is not a prediction log ({e}).") from None
+    return PredictionLog(path)
 
 def _parser():
     ap = argparse.ArgumentParser(prog='bear-monitor', description='Watch the deployed model: report on the prediction log, review shared photos.')
@@ -545,7 +566,7 @@ def _parser():
     sub.add_parser('versions', help='list the model versions kept in models/')
     return ap
 
-# %% ../nbs/06_monitor.ipynb #c8c97828
+# %% ../nbs/06_monitor.ipynb #69ca478a
 def main(argv:list|None=None)->int:
     "bear-monitor report|review|prune|versions"
     a = _parser().parse_args(argv)

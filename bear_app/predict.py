@@ -355,14 +355,20 @@ def format_line(path, r:dict, as_json:bool)->str:
     return f"{path}\t{r['label']}\t{r['probability']:.3f}" + ('\tnot like any category (ood)' if r.get('ood') else '')
 
 def main(argv:list|None=None)->int:
-    "bear-predict PATH... [--model FILE] [--json]"
+    "bear-predict PATH... [--model FILE] [--json] [--log FILE]"
     import argparse
     ap = argparse.ArgumentParser(prog='bear-predict', description='Classify image files with the exported model.')
     ap.add_argument('paths', nargs='+', help='image files or folders (searched recursively)')
     ap.add_argument('--model', help='the exported .onnx (or .pkl) model; default from settings.ini')
     ap.add_argument('--json', action='store_true', help='print JSON Lines')
+    ap.add_argument('--log', help='also record every answer in this prediction log (read it with bear-monitor report)')
     a = ap.parse_args(argv)
     files = expand_paths(a.paths)
-    res = Predictor(a.model).predict_many(files)
+    pred = Predictor(a.model)
+    if a.log:
+        from bear_app.monitor import Monitor
+        try: res = Monitor(pred, a.log, source='cli').predict_many(files)
+        except ValueError as e: print(f"bear-predict: {e}", file=sys.stderr); return 1
+    else: res = pred.predict_many(files)
     for f, r in zip(files, res): print(format_line(f, r, a.json))
     return int(any(r['error'] for r in res) or not files)

@@ -2,7 +2,7 @@
 Chromium with every non-loopback request blocked and recorded. Uploads a bear photo, a broken file and a 15 MB photo,
 reads the answers; then opens and leaves the page 5 times and checks the kernels do not pile up.
 Screenshots go to test-artifacts/ (git-ignored)."""
-import io, os, re, socket, subprocess, sys, time
+import io, json, os, re, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -34,9 +34,12 @@ def kernels(proc):
     return out
 
 @pytest.fixture(scope='module')
-def server():
+def prediction_log(tmp_path_factory): return tmp_path_factory.mktemp('log')/'predictions.sqlite'
+
+@pytest.fixture(scope='module')
+def server(prediction_log):
     port = free_port()
-    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter')}
+    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'), 'BEAR_LOG': str(prediction_log)}  # the app logs here, not in the repo
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS/'voila.log', 'wb')
     proc = subprocess.Popen(voila_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -135,6 +138,27 @@ def test_upload_classify_broken_file_and_big_photo(server, browser, tmp_path):
     expected = Predictor().predict(big)
     assert label.startswith(f"This doesn't look like" if expected.get('ood') else f"Prediction: {expected['label']};"), label
     assert proc.poll() is None
+    assert blocked == [], blocked
+    leave(page)
+
+def test_feedback_controls_and_version_footer(server, browser, tmp_path, prediction_log):
+    "Under the answer: Right? and the share box; the footer names the model version; a click lands in the log."
+    from bear_app.monitor import PredictionLog
+    proc, url = server
+    blocked = []
+    page = open_app(browser, url, blocked)
+    card = json.loads((ROOT/'models'/'bear_model.json').read_text())
+    assert f"version {card['pkl_sha256'][:12]}" in page.locator('.bear-footer').inner_text()
+    photo, _ = photos(tmp_path)
+    upload_and_classify(page, photo)
+    fb = page.locator('.bear-feedback')
+    fb.wait_for(timeout=30_000)
+    assert 'Right?' in fb.inner_text() and fb.get_by_role('checkbox').count() == 1
+    fb.get_by_role('button', name='yes').click()
+    page.get_by_text('Thanks!').wait_for(timeout=30_000)
+    page.screenshot(path=ARTIFACTS/'5-feedback.png', full_page=True)
+    rows = PredictionLog(prediction_log).rows()
+    assert rows and rows[-1]['truth'] is not None and rows[-1]['shared'] is None
     assert blocked == [], blocked
     leave(page)
 

@@ -138,7 +138,7 @@ def test_report_command_explains_bad_input(tmp_path, capsys):
     (tmp_path/'junk.sqlite').write_text('this is not a database' * 100)
     assert main(['report', '--log', str(tmp_path/'junk.sqlite')]) == 1
     err = capsys.readouterr().err
-    assert 'is not a prediction log' in err and 'Traceback' not in err
+    assert 'cannot be used as a prediction log (file is not a database)' in err and 'Traceback' not in err
     with pytest.raises(SystemExit): main(['report', '--since', 'last tuesday'])
     assert 'is not a date like' in capsys.readouterr().err
 
@@ -271,3 +271,46 @@ def test_shadow_report_compares_current_and_candidate(tmp_path):
     assert s['n'] == 4 and s['agreement'] == 0.5
     assert s['ood_rate'] == {'current': 0.25, 'candidate': 0.0}
     assert s['feedback'] == {'n': 2, 'current_accuracy': 0.5, 'candidate_accuracy': 1.0}
+
+# --- the app ---------------------------------------------------------------------------------------------------
+
+@needs_model
+def test_app_logs_every_answer_and_takes_feedback_and_consent(tmp_path, predictor):
+    from bear_app.app import BearApp, upload_value
+    ms = settings_for(tmp_path)
+    app = BearApp(predictor, monitor=Monitor(predictor, ms.log, settings=ms))
+    assert 'version ' + predictor.card['pkl_sha256'][:12] in app.lbl_footer.value
+    photo, other = random_jpeg(7), random_jpeg(8)
+    app.btn_upload.value = upload_value([('mine.jpg', photo), ('other.jpg', other), ('notes.jpg', b'hello')])
+    app.btn_run.click()
+    rows = app.monitor.log.rows()
+    assert len(rows) == 3 and rows[2]['error'] and all(r['model'] == predictor.card['pkl_sha256'] for r in rows)
+    assert len(app.box_feedback.children) == 2                       # no "Right?" under the unreadable file
+    name, right, share = app.box_feedback.children[0].children
+    share_box, status = share.children
+    assert right.description == 'Right?' and list(right.options) == ['yes', 'black', 'grizzly', 'teddy', 'not a bear']
+    right.value = 'grizzly'
+    assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly' and status.value == 'Thanks!'
+    app.box_feedback.children[1].children[1].value = 'not a bear'
+    assert app.monitor.log.get(rows[1]['id'])['truth'] == NOT_ANY
+    assert not ms.inbox.exists()                                      # nothing shared yet
+    share_box.value = True
+    assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)]
+    share_box.value = False                                           # consent withdrawn
+    assert list(ms.inbox.iterdir()) == [] and app.monitor.log.get(rows[0]['id'])['shared'] is None
+
+def test_app_answers_even_when_the_log_cannot_be_written(tmp_path, monkeypatch):
+    "A log path that cannot be opened: the visitor still gets the answer."
+    from bear_app.app import BearApp, upload_value
+    class Fixed:
+        model, card = ONNX, {'pkl_sha256': 'ab' * 32}
+        def open(self, data): return open_image(data)
+        def predict(self, img): return {'label': 'teddy', 'probability': .8, 'probs': {'teddy': .8}, 'error': None, 'ood': False}
+    (tmp_path/'blocker').write_text('a file where the log folder should be')
+    monkeypatch.setenv('BEAR_LOG', str(tmp_path/'blocker'/'predictions.sqlite'))
+    app = BearApp(Fixed())
+    app.log_answers = True                                            # as when BearApp loads its own predictor
+    app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))])
+    app.btn_run.click()
+    assert app.lbl_pred.value == 'Prediction: teddy; Probability: 80.0%'
+    assert app.monitor is None and app.box_feedback.children == ()
