@@ -70,7 +70,7 @@ def ensure_onnx(onnx:Path, # the ONNX model to use; its learner is the .pkl of t
     if why is None: return onnx
     print(f"bear_app: rebuilding {onnx.name} from {pkl.name} ({why})", file=sys.stderr)
     from fastai.learner import load_learner
-    from bear_app.train import export_onnx
+    from bear_app.model import export_onnx
     learn = load_learner(pkl)
     export_onnx(learn, onnx, _resize_size(learn))
     onnx.with_name(onnx.name + '.pkl-sha256').write_text(file_sha256(pkl))
@@ -90,7 +90,7 @@ def imagenet_model()->Path:
 def export_imagenet_onnx(dest:Path|None=None)->Path:
     "Write the ImageNet EfficientNet-Lite0 (1000 classes) as ONNX to `dest`; imports torch."
     import torch
-    from bear_app.train import efficientnet_lite0
+    from bear_app.model import efficientnet_lite0
     dest = Path(dest or imagenet_model())
     atomic_write(dest, lambda t: torch.onnx.export(efficientnet_lite0().eval(), (torch.randn(1, 3, 224, 224),), str(t),
         input_names=['image'], output_names=['logits'], dynamic_axes={'image': {0: 'batch'}}, opset_version=17, dynamo=False))

@@ -6,8 +6,8 @@ from PIL import Image
 from bear_app.config import read_settings
 from bear_app.core import fingerprint
 from bear_app.images import NEAR_DUP_BITS, near_duplicate_groups
-from bear_app.train import (OURS, GroupedSplitter, bear_datablock, dataset_files, efficientnet_lite0,
-                            get_arch, group_folds, imagenet_top)
+from bear_app.model import efficientnet_lite0, get_arch, imagenet_top
+from bear_app.train import OURS, GroupedSplitter, bear_datablock, dataset_files, group_folds
 from bear_app.images import open_image, image_files
 
 ROOT = Path(__file__).resolve().parents[1]
