@@ -455,6 +455,7 @@ def cli(prog:str, run, argv:list|None=None)->int:
     "Run `run(argv)` as the command `prog`: its exit status, or one line on stderr and 2 (usage) / 3 (a fault of ours)."
     warnings.showwarning = _note   # notes, not "UserWarning: ..." with a source line
     try: return run(argv)
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # argparse: --help, --version, a bad option
     except (UsageError, ModelError) as e: msg, rc = str(e), 2
     except KeyboardInterrupt: msg, rc = "interrupted", 130
     except BrokenPipeError: return 1   # the reader went away (e.g. `| head`)
