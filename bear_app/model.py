@@ -6,6 +6,10 @@
 __all__ = ['lite0_imagenet_state', 'efficientnet_lite0', 'imagenet_top', 'get_arch', 'imagenet_classifier', 'ImageNetProbe',
            'probe_split', 'probe_learner', 'preprocessing', 'learner_card', 'WithImageNetLogits', 'export_onnx']
 
+# %% ../nbs/02a_model.ipynb #88f6ea8b
+import warnings
+warnings.filterwarnings('ignore', message=r'`torch.jit.script` is deprecated', category=FutureWarning)  # raised while timm imports; nothing here uses TorchScript
+
 # %% ../nbs/02a_model.ipynb #5537219a
 import socket, warnings
 from pathlib import Path
