@@ -87,8 +87,12 @@ def onnx_is_stale(pkl:Path, # the exported learner
 # %% ../nbs/04_predict.ipynb #24925b34
 def _load_learner(pkl:Path):
     "`load_learner(pkl)`, or a `ModelError` in words (imports fastai)."
+    import bear_app.model   # what our own learners refer to, and quiet about timm's TorchScript notice
     from fastai.learner import load_learner
-    try: return load_learner(pkl)
+    try:
+        with warnings.catch_warnings():   # the predictor says it once in its docs: a learner is a pickle, load only ones you trust
+            warnings.filterwarnings('ignore', message='load_learner` uses')
+            return load_learner(pkl)
     except Exception as e:
         m = re.search(r"attribute '(\w+)' on <module '__main__'", str(e))
         if m: raise ModelError(f"{pkl.name} refers to `{m[1]}`, which was defined in the notebook that exported it: move "
