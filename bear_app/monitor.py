@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from PIL import Image
 from .config import find_settings, ini_section, read_settings
-from .core import atomic_write, file_sha256
+from .core import atomic_write, file_sha256, write_decisions
 from .images import ImageError, open_image, phash, visible_files
 
 # %% ../nbs/06_monitor.ipynb #099fac1a
@@ -224,17 +224,16 @@ def failed(msg:str)->dict:
 # %% ../nbs/06_monitor.ipynb #babf2431
 class Monitor:
     "Answer with the current model, run the candidate in shadow on the same picture, and log both answers."
-    def __init__(self, predictor=None,     # a `Predictor` (default: the model in settings.ini)
+    def __init__(self, predictor,          # a `bear_app.predict.Predictor`: the model whose answers are shown
                  log=None,                 # a `PredictionLog` or its path (default: `[monitor] log`)
                  candidate=None,           # a `Predictor` or model path run in shadow (default: `[app] candidate`)
                  settings:MonitorSettings|None=None, # default: `monitor_settings()`
                  source:str='app',         # what the rows say produced them: app or cli
                  threads:int|None=None):   # CPU threads for the models this creates
-        from bear_app.predict import Predictor
         self.settings, self.source = settings or monitor_settings(), source
-        self.predictor = predictor if predictor is not None else Predictor(threads=threads)
+        self.predictor = predictor
         cand = candidate if candidate is not None else self.settings.candidate
-        self.candidate = Predictor(cand, threads=threads) if isinstance(cand, (str, Path)) else cand
+        self.candidate = type(predictor)(cand, threads=threads) if isinstance(cand, (str, Path)) else cand  # same class: no import of predict
         self.log = log if isinstance(log, PredictionLog) else PredictionLog(log or self.settings.log, self.settings.retention_days)
         self.version = model_version(self.predictor.model, self.predictor.card)
         self.cand_version = model_version(self.candidate.model, self.candidate.card) if self.candidate else None
@@ -510,8 +509,7 @@ def review_rows(log:PredictionLog, data:Path, low_confidence:float=0.6)->list: #
 
 def write_review(rows:list, dest:Path)->Path:
     "Write decision rows as the CSV `bear-clean apply` reads."
-    from bear_app.clean import write_candidates
-    buf = io.StringIO(); write_candidates(rows, buf)
+    buf = io.StringIO(); write_decisions(rows, buf)
     return atomic_write(dest, buf.getvalue())
 
 # %% ../nbs/06_monitor.ipynb #60440514
