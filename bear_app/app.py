@@ -4,17 +4,18 @@
 
 # %% auto #0
 __all__ = ['log', 'describe_categories', 'not_a_bear_message', 'uploaded_files', 'thumbnail', 'result_html',
-           'load_predictor_in_background', 'BearApp', 'classify_one', 'answer', 'show', 'on_upload',
-           'on_click_classify', 'upload_value']
+           'load_predictor_in_background', 'BearApp', 'footer_html', 'log_answer', 'feedback_row', 'on_feedback',
+           'on_share', 'classify_one', 'answer', 'show', 'on_upload', 'on_click_classify', 'upload_value']
 
 # %% ../nbs/05_app.ipynb #47761b25
-import base64, html, io, logging
+import base64, html, io, json, logging
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 import ipywidgets as widgets
 from PIL import Image
 from .config import get_settings
 from .images import ImageError
+from .monitor import NOT_ANY, InboxFull
 
 # %% ../nbs/05_app.ipynb #c8baf0ba
 def _join(words:list)->str:
@@ -100,7 +101,8 @@ class BearApp:
     "The classifier's widgets, wired: upload photos, click Classify, read the answers."
     def __init__(self, predictor=None, # an object with `open(data) -> image` and `predict(image) -> dict`; default: `Predictor()`, loaded in the background
                  settings=None,        # `Settings` (default: `get_settings()`)
-                 thumb_size:int=192):  # thumbnail size in pixels
+                 thumb_size:int=192,   # thumbnail size in pixels
+                 monitor=None):        # a `Monitor` that logs every answer; default: one on settings' log when the predictor is loaded here
         self.settings = settings or get_settings()
         self.thumb_size, self.results = thumb_size, []
         self._predictor = predictor
@@ -112,7 +114,9 @@ class BearApp:
         self.out_pl = widgets.Output()
         self.lbl_pred = widgets.Label()
         self.lbl_pred.add_class('bear-answer')
-        self.ui = widgets.VBox([self.lbl_title, self.btn_upload, self.btn_run, self.out_pl, self.lbl_pred])
+        self._monitor, self.log_answers, self._photos, self._rows = monitor, monitor is not None or predictor is None, {}, {}
+        self.box_feedback, self.lbl_footer = widgets.VBox(), widgets.HTML(footer_html(self.settings, predictor))
+        self.ui = widgets.VBox([self.lbl_title, self.btn_upload, self.btn_run, self.out_pl, self.lbl_pred, self.box_feedback, self.lbl_footer])
         self.btn_upload.observe(self.on_upload, names='value')
         self.btn_run.on_click(self.on_click_classify)
 
@@ -122,15 +126,77 @@ class BearApp:
         if self._predictor is None: self._predictor = self._loading.result()
         return self._predictor
 
+# %% ../nbs/05_app.ipynb #38a28c40
+def footer_html(settings, predictor=None)->str:
+    "The page's footer: which model answers, and that answers are logged."
+    card = getattr(predictor, 'card', None)
+    if card is None and predictor is None and settings.card_file.exists(): card = json.loads(settings.card_file.read_text())
+    if not card: return ''
+    return (f'<small class="bear-footer" style="color:#777">model {html.escape(settings.model_name)} · version '
+            f'{card.get("pkl_sha256", "")[:12]} · trained {card.get("trained_at", "?")[:10]} · '
+            'answers are logged, photos only if you share them</small>')
+
+def _monitor(self:BearApp):
+    "The monitor, created on first use (None when this app does not log)."
+    if self._monitor is None and self.log_answers:
+        try:
+            from bear_app.monitor import Monitor
+            self._monitor = Monitor(self.predictor, threads=1)
+        except Exception: log.exception("the prediction log cannot be opened; answers are not logged"); self.log_answers = False
+    return self._monitor
+BearApp.monitor = property(_monitor)
+
+def log_answer(self:BearApp, r:dict, img=None, data:bytes|None=None)->int|None:
+    "Log the answer `r` (the candidate's too, in shadow); keep the photo in memory only, for the visitor's share box."
+    if self.monitor is None: return None
+    try: i = self.monitor.record(r, img, data)
+    except Exception: log.exception("logging an answer failed"); return None
+    if data is not None and img is not None: self._photos[i] = data
+    return i
+BearApp.log_answer = log_answer
+
+# %% ../nbs/05_app.ipynb #b4990fb1
+def feedback_row(self:BearApp, r:dict)->widgets.VBox:
+    "Under an answer: *Right?* yes / the right category / not a bear, and an opt-in box to share the photo."
+    i = r['log_id']
+    if i not in self._rows:
+        tb = widgets.ToggleButtons(options=['yes', *self.settings.vocab, 'not a bear'], index=None, description='Right?',
+                                   style={'button_width': 'auto'})
+        cb = widgets.Checkbox(value=False, description='share this photo to help improve the model', indent=False,
+                             layout=widgets.Layout(width='auto'))
+        lbl = widgets.Label()
+        tb.observe(lambda ch: self.on_feedback(i, ch['new'], lbl), names='value')
+        cb.observe(lambda ch: self.on_share(i, ch['new'], lbl), names='value')
+        self._rows[i] = widgets.VBox([widgets.Label(r['name']), tb, widgets.HBox([cb, lbl])])
+        self._rows[i].add_class('bear-feedback')
+    return self._rows[i]
+
+def on_feedback(self:BearApp, i:int, said:str|None, lbl):
+    "Store the visitor's answer to *Right?*."
+    if said is None: return
+    try: self.monitor.feedback(i, NOT_ANY if said == 'not a bear' else said); lbl.value = 'Thanks!'
+    except Exception: log.exception("feedback failed"); lbl.value = 'Sorry, your answer could not be saved.'
+
+def on_share(self:BearApp, i:int, yes:bool, lbl):
+    "Share the photo into the review inbox (ticked) or take it back (unticked)."
+    try:
+        self.monitor.share(i, self._photos.get(i), yes)
+        lbl.value = 'Thanks: a person will review the photo.' if yes else 'The photo is no longer shared.'
+    except InboxFull as e: lbl.value = str(e).split(';')[0] + '.'
+    except Exception: log.exception("sharing failed"); lbl.value = 'Sorry, the photo could not be shared.'
+
+BearApp.feedback_row, BearApp.on_feedback, BearApp.on_share = feedback_row, on_feedback, on_share
+
 # %% ../nbs/05_app.ipynb #8681b4bd
 def classify_one(self:BearApp, name:str, data:bytes)->dict:
     "Classify one uploaded file: a result dict with name, thumb, label, probability, probs, ood; or name and error."
     try:
         img = self.predictor.open(data)
         pred = self.predictor.predict(img)
+        pred['log_id'] = self.log_answer(pred, img, data)
         if pred.get('error'): return {'name': name, 'error': pred['error']}
         return {**pred, 'name': name, 'thumb': thumbnail(img, self.thumb_size), 'ood': bool(pred.get('ood'))}
-    except ImageError as e: return {'name': name, 'error': str(e)}
+    except ImageError as e: self.log_answer({'error': str(e)}, None, data); return {'name': name, 'error': str(e)}
     except Exception as e:
         log.exception("classifying %s failed", name)
         return {'name': name, 'error': f"Sorry, this file could not be classified ({type(e).__name__})."}
@@ -148,13 +214,14 @@ def show(self:BearApp, results:list):
     self.out_pl.outputs = tuple({'output_type': 'display_data', 'metadata': {},
                                  'data': {'text/html': result_html(r, self.not_a_bear), 'text/plain': self.answer(r)}}
                                 for r in results)
+    self.box_feedback.children = [self.feedback_row(r) for r in results if r.get('log_id') and not r.get('error')]
 BearApp.show = show
 
 # %% ../nbs/05_app.ipynb #fa336d6f
 def on_upload(self:BearApp, change):
     "A new choice of files: enable Classify and clear the previous answer; an emptied widget disables it."
     if change['new']:
-        self.out_pl.outputs, self.lbl_pred.value = (), ''
+        self.out_pl.outputs, self.lbl_pred.value, self.box_feedback.children = (), '', ()
     self.btn_run.disabled = not change['new']
 BearApp.on_upload = on_upload
 

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['TOY_COLOURS', 'TRASH', 'JOURNAL', 'ACTIONS', 'KEEP', 'DELETE', 'CSV_FIELDS', 'toy_image', 'toy_dataset', 'tree_state',
-           'journal_path', 'append_journal', 'read_journal', 'journal_moves', 'free_name', 'move_file', 'Decision',
-           'relative_file', 'ApplyReport', 'apply_decisions', 'UndoConflict', 'undo', 'normalised_entropy',
-           'rank_candidates', 'model_probs', 'kfold_probs', 'split_names', 'cleaner_items', 'thumbnail',
-           'DecisionCleaner', 'draw', 'count', 'decision_list', 'apply', 'write_candidates', 'read_decisions', 'main']
+           'journal_path', 'journal_moves', 'free_name', 'move_file', 'Decision', 'relative_file', 'ApplyReport',
+           'apply_decisions', 'UndoConflict', 'undo', 'normalised_entropy', 'rank_candidates', 'model_probs',
+           'kfold_probs', 'split_names', 'cleaner_items', 'DecisionCleaner', 'draw', 'count', 'decision_list', 'apply',
+           'write_candidates', 'read_decisions', 'main']
 
 # %% ../nbs/03_clean.ipynb #e878b1cf
 import argparse, csv, hashlib, io, json, math, os, random, sys, time
@@ -19,9 +19,9 @@ import numpy as np
 import ipywidgets as widgets
 from PIL import Image
 from .config import Settings, get_settings
-from .images import ImageError, open_image, image_files
-from .gather import near_duplicate_groups, phash_distance, phash_file
-from .predict import file_sha256
+from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl
+from .images import (ImageError, NEAR_DUP_BITS, open_image, image_files, near_duplicate_groups, phash_distance,
+                             phash_file, thumbnail)
 
 # %% ../nbs/03_clean.ipynb #2b0d59cb
 TOY_COLOURS = {'black': (25, 25, 30), 'grizzly': (150, 95, 45), 'teddy': (235, 195, 125)}
@@ -72,38 +72,11 @@ def journal_path(data:Path)->Path:
     "Where the journal of the dataset `data` lives."
     return Path(data)/TRASH/JOURNAL
 
-def _fsync_dir(d:Path):
-    fd = os.open(d, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def append_journal(path:Path, rec:dict):
-    "Append `rec` as one JSON line and fsync it before returning."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with open(path, 'ab+') as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b'\n': f.write(b'\n')   # a line torn by a kill stays on its own line
-        f.write((json.dumps(rec) + '\n').encode())
-        f.flush(); os.fsync(f.fileno())
-    if new: _fsync_dir(path.parent)
-
-def read_journal(path:Path)->list:
-    "The journal's records, skipping lines cut short by a crash."
-    if not Path(path).exists(): return []
-    out = []
-    for line in Path(path).read_text().splitlines():
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError: pass   # a torn line: its move never started
-    return out
-
 # %% ../nbs/03_clean.ipynb #2d775240
 def journal_moves(path:Path)->dict: # move id -> its begin record plus `state`
     "Replay the journal into one entry per move, in the order the moves began."
     moves = {}
-    for r in read_journal(path):
+    for r in read_jsonl(path):
         if r.get('action') == 'undo':
             if r['id'] in moves: moves[r['id']]['state'] = 'undoing' if r['phase'] == 'begin' else 'undone'
         elif r['phase'] == 'begin': moves[r['id']] = {**r, 'state': 'begun'}
@@ -129,8 +102,8 @@ def move_file(src:Path, dst:Path):
     if dst.exists(): raise FileExistsError(f"{dst} already exists; refusing to overwrite it")
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.rename(src, dst)
-    _fsync_dir(dst.parent)
-    if src.parent != dst.parent: _fsync_dir(src.parent)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent: fsync_dir(src.parent)
 
 # %% ../nbs/03_clean.ipynb #7db1db8c
 ACTIONS = ('keep', 'delete', 'relabel')
@@ -197,14 +170,14 @@ def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category
         if m is not None:
             at_src, at_dst = _has(src, m['sha256']), _has(data/m['to'], m['sha256'])
             if at_dst and not at_src:                       # moved by an earlier run
-                if m['state'] == 'begun': append_journal(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
+                if m['state'] == 'begun': append_jsonl(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
                 rep.already_done.append(rel); continue
             if m['state'] == 'begun' and at_src and not (data/m['to']).exists():   # interrupted before the rename
                 mover(src, data/m['to'])
-                append_journal(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
+                append_jsonl(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
                 reserved.discard(m['to']); rep.moved.append(_rec(m)); continue
             if m['state'] == 'begun':                       # never happened, and cannot: forget it
-                append_journal(jp, {'id': m['id'], 'time': _now(), 'action': 'undo', 'phase': 'done', 'from': m['to'], 'to': m['from'],
+                append_jsonl(jp, {'id': m['id'], 'time': _now(), 'action': 'undo', 'phase': 'done', 'from': m['to'], 'to': m['from'],
                                     'sha256': m['sha256'], 'note': 'abandoned'})
                 reserved.discard(m['to'])
         if not src.is_file(): rep.missing.append(rel); continue
@@ -213,10 +186,10 @@ def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category
         to = (folder/free_name(folder, src.name, reserved, data)).relative_to(data).as_posix()
         rec = {'id': next_id, 'time': _now(), 'action': d.action, 'from': rel, 'to': to, 'sha256': file_sha256(src), 'batch': batch}
         next_id += 1
-        append_journal(jp, {**rec, 'phase': 'begin'})
+        append_jsonl(jp, {**rec, 'phase': 'begin'})
         reserved.add(to)
         mover(src, data/to)
-        append_journal(jp, {**rec, 'time': _now(), 'phase': 'done'})
+        append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
         reserved.discard(to)
         live[rel] = {**rec, 'state': 'done'}
         rep.moved.append(rec)
@@ -242,11 +215,11 @@ def undo(data:Path,          # the dataset folder
         if _has(src, m['sha256']):
             if dst.exists():
                 raise UndoConflict(f"cannot put {m['to']} back: {m['from']} now holds another file; move that file away and run undo again")
-            append_journal(jp, {**rec, 'time': _now(), 'phase': 'begin'})
+            append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'begin'})
             mover(src, dst); n += 1
         elif not _has(dst, m['sha256']):
             raise UndoConflict(f"{m['to']} is missing or changed, so {m['from']} cannot be restored (sha256 {m['sha256'][:12]}…)")
-        append_journal(jp, {**rec, 'time': _now(), 'phase': 'done'})
+        append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
     return n
 
 # %% ../nbs/03_clean.ipynb #5b233822
@@ -262,7 +235,7 @@ def rank_candidates(files:list,            # image files, absolute or relative t
                     data:Path|None=None,   # the dataset folder (labels are the files' folder names)
                     min_margin:float=0.5,  # p(pick) - p(label) that counts as a confident disagreement
                     min_entropy:float=0.85,# normalised entropy above which an image looks like none of the categories
-                    max_distance:int=6,    # phash bits within which two images are near-duplicates
+                    max_distance:int=NEAR_DUP_BITS, # phash bits within which two images are near-duplicates
                     hashes:dict|None=None, # file -> phash hex, to skip decoding
                    )->list:                # rows: file, action, category, reason, score, kind; best first
     "One ranked list of images worth a look, each with a suggested action and the reasons for it."
@@ -351,12 +324,10 @@ def cleaner_items(files:list, probs:np.ndarray, vocab:list, splits:list|None=Non
 # %% ../nbs/03_clean.ipynb #c4c2a22e
 KEEP, DELETE = '<Keep>', '<Delete>'
 
-def thumbnail(path:Path, size:int=128)->bytes:
-    "A small JPEG of the image at `path`, or of a grey square when it cannot be read."
-    try: im = open_image(path)
-    except ImageError: im = Image.new('RGB', (size, size), (200, 200, 200))
-    im.thumbnail((size, size))
-    b = io.BytesIO(); im.save(b, 'JPEG', quality=80); return b.getvalue()
+def _thumb(path:Path, size:int)->bytes:
+    "The tile's picture: `thumbnail` of the image at `path`, or a grey square when it cannot be read."
+    try: return thumbnail(path, size, quality=80)
+    except ImageError: return thumbnail(Image.new('RGB', (size, size), (200, 200, 200)), size)
 
 class DecisionCleaner:
     "Mark images to keep, delete or relabel; the marks survive every switch of category or split until applied."
@@ -403,7 +374,7 @@ def _mark(self:DecisionCleaner, file:str, label:str, value:str):
 
 def _tile(self:DecisionCleaner, it:dict)->widgets.VBox:
     f = it['file']
-    if f not in self._thumbs: self._thumbs[f] = thumbnail(self.data/f, self.thumb)
+    if f not in self._thumbs: self._thumbs[f] = _thumb(self.data/f, self.thumb)
     pred = f"{it['pred']} {it['prob']:.2f}" if it['pred'] else 'unreadable'
     dd = widgets.Dropdown(options=[KEEP, DELETE] + self.vocab, value=self._value(it), layout=widgets.Layout(width=f'{self.thumb}px'))
     dd.observe(lambda ch, f=f, lab=it['label']: self._mark(f, lab, ch['new']), names='value')

@@ -4,10 +4,8 @@
 
 # %% auto #0
 __all__ = ['USER_AGENT', 'FIELDS', 'make_image', 'LoopbackHost', 'SearchUnavailable', 'ddgs_backend', 'http_search_backend',
-           'search_images', 'sniff_format', 'describe_bytes', 'safe_stem', 'url_stem', 'FetchError', 'ConnectionPool',
-           'fetch_url', 'BadImage', 'check_image', 'phash_file', 'phash_distance', 'near_duplicate_groups',
-           'read_manifest', 'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items',
-           'main']
+           'search_images', 'safe_stem', 'url_stem', 'FetchError', 'ConnectionPool', 'fetch_url', 'read_manifest',
+           'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items', 'main']
 
 # %% ../nbs/01_gather.ipynb #a75dcc52
 import hashlib, http.client, json, os, queue, random, re, socket, threading, time, urllib.parse, urllib.request, uuid, warnings
@@ -16,11 +14,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
-import imagehash
 from PIL import Image, ImageDraw
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from .config import get_settings
+from .core import atomic_write
+from .images import (ImageError, NEAR_DUP_BITS, describe_bytes, near_duplicate_groups, phash_distance,
+                             sniff_format, verify_image)
 
 # %% ../nbs/01_gather.ipynb #839cff70
 def make_image(seed:int,          # same seed, same picture
@@ -118,7 +118,7 @@ class LoopbackHost:
                 (f'/bad/big/{k}.jpg', body(big, 'image/jpeg', length=k % 2 == 0), ('failed', 'too large')),
                 (f'/bad/html/{k}.jpg', body(html, 'text/html'), ('failed', 'not an image: an HTML page')),
                 (f'/bad/loop/{k}.jpg', lambda h, k=k: h.redirect(f'/bad/loop2/{k}.jpg'), ('failed', 'redirect loop')),
-                (f'/bad/cut/{k}.jpg', body(extra[:len(extra)//2]), ('invalid', 'cannot decode')),
+                (f'/bad/cut/{k}.jpg', body(extra[:len(extra)//2]), ('invalid', 'damaged')),
                 (f'/bad/ctype/{k}.jpg', body(make_image(20_000 + k, self.size, 'PNG'), 'text/html'), ('ok', 'png')),
                 (f'/bad/empty/{k}.jpg', body(b''), ('failed', 'empty response')),
                 (f'/bad/webp/{k}.jpg', body(make_image(30_000 + k, self.size, 'WEBP')), ('ok', 'webp')),
@@ -235,28 +235,6 @@ def search_images(query:str,             # what to search for, e.g. 'grizzly bea
         out.append(dict(url=url, title=r.get('title', ''), source=r.get('url', ''), width=r.get('width'),
                         height=r.get('height'), query=query))
     return out
-
-# %% ../nbs/01_gather.ipynb #9f740602
-_MAGIC = [(b'\xff\xd8\xff', 'jpg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF87a', 'gif'), (b'GIF89a', 'gif'),
-          (b'BM', 'bmp'), (b'II*\x00', 'tif'), (b'MM\x00*', 'tif')]
-
-def sniff_format(head:bytes, # the first bytes of a file (16 are enough)
-                )->str|None: # file extension of its real format, or None if it is not an image we know
-    "The image format of `head`, from its magic bytes."
-    if head[:4] == b'RIFF' and head[8:12] == b'WEBP': return 'webp'
-    if head[4:8] == b'ftyp':
-        brand = head[8:12]
-        if brand in (b'avif', b'avis'): return 'avif'
-        if brand in (b'heic', b'heix', b'hevc', b'mif1', b'msf1'): return 'heic'
-    return next((ext for magic, ext in _MAGIC if head.startswith(magic)), None)
-
-def describe_bytes(head:bytes)->str:
-    "Say what non-image bytes look like, for a failure reason."
-    s = head.lstrip()[:64].lower()
-    if s.startswith((b'<!doctype html', b'<html', b'<head', b'<body')) or b'<html' in s: return 'an HTML page'
-    if s.startswith((b'<?xml', b'<svg')): return 'XML/SVG'
-    if s.startswith((b'{', b'[')): return 'JSON'
-    return f'starts with {head[:12]!r}'
 
 # %% ../nbs/01_gather.ipynb #6c3b8936
 _IMG_EXTS = ('jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'heic', 'heif', 'avif', 'jfif')
@@ -376,58 +354,6 @@ def fetch_url(url:str,                  # http(s) URL of an image
         if conn and done: _release(key, conn, r, pool)
         elif conn: conn.close()
 
-# %% ../nbs/01_gather.ipynb #867e9327
-class BadImage(Exception):
-    "A file that does not decode as an image, with the reason."
-
-_EXT = {'JPEG': 'jpg', 'MPO': 'jpg', 'PNG': 'png', 'GIF': 'gif', 'WEBP': 'webp', 'BMP': 'bmp', 'TIFF': 'tif',
-        'HEIF': 'heic', 'AVIF': 'avif'}
-
-def _phash(im:Image.Image)->str: return str(imagehash.phash(im))  # as `imagehash.phash(Image.open(path))` gives
-
-def check_image(path:Path, # file to decode
-               )->dict:    # format (file extension), width, height, phash
-    "Decode `path` completely; raise `BadImage` with the reason if that fails."
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            with Image.open(path) as im:
-                im.load()
-                return dict(format=_EXT.get(im.format, (im.format or 'img').lower()), width=im.width,
-                            height=im.height, phash=_phash(im))
-    except Image.DecompressionBombError as e: raise BadImage(f'too many pixels (decompression bomb guard): {e}') from None
-    except Exception as e: raise BadImage(f'cannot decode: {type(e).__name__}: {e}') from None
-
-# %% ../nbs/01_gather.ipynb #75b2fb34
-def phash_file(path:Path)->str: # perceptual hash, 16 hex digits
-    "The perceptual hash (`imagehash.phash`) of the image at `path`."
-    with Image.open(path) as im: return _phash(im)
-
-def phash_distance(a:str, b:str)->int:
-    "Number of bits in which two hex perceptual hashes differ."
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-# %% ../nbs/01_gather.ipynb #b2fef9b5
-def near_duplicate_groups(paths:list,           # image files (or anything, when `hashes` is given)
-                          max_distance:int=6,   # largest phash distance, in bits, that counts as the same picture
-                          hashes:dict|None=None,# path -> hex phash, to skip decoding (e.g. from the manifest)
-                         )->list:               # groups (lists of 2+ paths, in input order), in order of first member
-    "Group `paths` whose perceptual hashes are within `max_distance` bits of each other (transitively)."
-    paths = list(paths)
-    hs = [int((hashes or {}).get(p) or phash_file(p), 16) for p in paths]
-    parent = list(range(len(paths)))
-    def root(i):
-        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
-        return i
-    for i in range(len(hs)):
-        for j in range(i + 1, len(hs)):
-            if (hs[i] ^ hs[j]).bit_count() <= max_distance:
-                ri, rj = root(i), root(j)
-                if ri != rj: parent[max(ri, rj)] = min(ri, rj)
-    groups = {}
-    for i, p in enumerate(paths): groups.setdefault(root(i), []).append(p)
-    return [g for g in groups.values() if len(g) > 1]
-
 # %% ../nbs/01_gather.ipynb #4609a492
 FIELDS = ['url', 'query', 'category', 'file', 'sha256', 'phash', 'width', 'height', 'status', 'reason',
           'format', 'bytes', 'title', 'source', 'order']
@@ -444,10 +370,8 @@ def read_manifest(path:Path)->dict: # (category, url) -> record; the last line f
 
 def write_manifest(path:Path, records:dict):
     "Write `records` to `path` atomically, one JSON line each, in gathering order."
-    tmp = Path(path).with_name(f'.{Path(path).name}.{uuid.uuid4().hex[:8]}.part')
     rows = sorted(records.values(), key=lambda r: (r.get('order') or 0, r['category'], r['url']))
-    tmp.write_text(''.join(json.dumps({k: r.get(k) for k in FIELDS}) + '\n' for r in rows))
-    os.replace(tmp, path)
+    atomic_write(path, ''.join(json.dumps({k: r.get(k) for k in FIELDS}) + '\n' for r in rows))
 
 # %% ../nbs/01_gather.ipynb #8c13a2f6
 def _move(dest:Path, r:dict, to:str):
@@ -459,7 +383,7 @@ def _move(dest:Path, r:dict, to:str):
 
 def dedupe(records:dict,        # the manifest, (category, url) -> record; updated in place
            dest:Path,           # the data folder
-           max_distance:int=6,  # phash distance (bits) that counts as the same picture; -1 turns it off
+           max_distance:int=NEAR_DUP_BITS,  # phash distance (bits) that counts as the same picture; -1 turns it off
           )->dict:              # counts: duplicates, near_duplicates
     "Mark and move exact and near-duplicate images, keeping the first gathered of each group."
     imgs = sorted((r for r in records.values() if r['status'] in ('ok', 'duplicate', 'near_duplicate')),
@@ -511,8 +435,8 @@ def _place(r:dict, part:Path, item:dict, dest:Path, ext:str)->dict:
     folder = dest/item['category']
     try:
         name = f"{item['stem']}.{ext}"
-        try: info = check_image(part)
-        except BadImage as e:
+        try: info = verify_image(part)
+        except ImageError as e:
             q = dest/'.quarantine'/item['category']; q.mkdir(parents=True, exist_ok=True)
             os.replace(part, q/name)
             return r | dict(status='invalid', reason=str(e), file=f".quarantine/{item['category']}/{name}", format=ext)
@@ -544,7 +468,7 @@ def gather(items:list,                # dicts with url, category (and query, tit
            timeout:tuple=(3., 5.),    # (connect, read) timeouts per request, seconds
            max_bytes:int=20_000_000,  # largest file to accept
            deadline:float=30.,        # longest a single download may take, seconds
-           max_distance:int=6,        # phash distance for near-duplicates; -1 turns that off
+           max_distance:int=NEAR_DUP_BITS,        # phash distance for near-duplicates; -1 turns that off
            retry_failed:bool=False,   # also retry items that failed in an earlier run
            progress:bool=True,        # show a progress bar
           )->GatherReport:
@@ -626,7 +550,7 @@ def main(urls:str=None,            # file of `category URL` lines to download in
          connect_timeout:float=3., # seconds to wait for a connection
          read_timeout:float=5.,    # seconds to wait for data
          deadline:float=30.,       # seconds a single download may take
-         max_distance:int=6,       # phash distance (bits) that counts as a near-duplicate; -1 turns that off
+         max_distance:int=NEAR_DUP_BITS,       # phash distance (bits) that counts as a near-duplicate; -1 turns that off
          retry_failed:bool=False,  # retry URLs that failed in an earlier run
          search_url:str=None,      # JSON search endpoint to use instead of DuckDuckGo (for tests)
          retries:int=4,            # search retries on rate limits and timeouts

@@ -6,8 +6,8 @@ validation error on the settings' seeded split (near-duplicates kept together), 
 """
 import argparse, dataclasses, json, time
 from bear_app.config import get_settings
-from bear_app.gather import near_duplicate_groups
-from bear_app.train import (BOOK, FINETUNE, OURS, PRESIZE, MAX_DISTANCE, GroupedSplitter, cross_validate, dataset_files, train_learner,
+from bear_app.images import NEAR_DUP_BITS, near_duplicate_groups
+from bear_app.train import (BOOK, FINETUNE, OURS, PRESIZE, GroupedSplitter, cross_validate, dataset_files, train_learner,
                             validation_metrics)
 
 R = dataclasses.replace
@@ -29,7 +29,7 @@ VARIANTS = {
 
 def single_run(s, files, r):
     "Wall time and validation error of one training run from cold (nothing decoded yet)."
-    groups = near_duplicate_groups(files, MAX_DISTANCE)
+    groups = near_duplicate_groups(files, NEAR_DUP_BITS)
     t0, c0 = time.time(), time.process_time()
     learn = train_learner(s, files, r, GroupedSplitter(groups, s.valid_pct, s.seed), quiet=True)
     secs, cpu = time.time() - t0, time.process_time() - c0

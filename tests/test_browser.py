@@ -5,7 +5,7 @@ seconds: photos classified, a broken file and a big photo; a selection over the 
 a message, the next photo classified; `?template=lab` serving the same page; the first visit after the pooled
 kernel idled past the cull timeout; the busy page beyond the cap; a page whose kernel died offering a reload;
 no traceback for a malformed widget message. Screenshots go to test-artifacts/ (git-ignored)."""
-import configparser, os, re, socket, subprocess, sys, time, urllib.error, urllib.request
+import configparser, json, os, re, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np
 import pytest
@@ -73,9 +73,12 @@ def bear_app_command(port):
     return [sys.executable, '-c', 'from bear_app.serve import main; main()', f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1']
 
 @pytest.fixture(scope='module')
-def server(tmp_path_factory):
+def prediction_log(tmp_path_factory): return tmp_path_factory.mktemp('log')/'predictions.sqlite'
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory, prediction_log):
     d = tmp_path_factory.mktemp('standalone')
-    env = server_env(d, test_settings(d, **TEST_APP))
+    env = {**server_env(d, test_settings(d, **TEST_APP)), 'BEAR_LOG': str(prediction_log)}  # the app logs here, not in the repo
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     proc = start_server(bear_app_command(port), env, port, ARTIFACTS/'voila.log')
@@ -186,6 +189,27 @@ def test_upload_classify_broken_file_and_big_photo(server, browser, tmp_path):
     assert proc.poll() is None and blocked == [], blocked
     leave(page, proc)
 
+def test_feedback_controls_and_version_footer(server, browser, tmp_path, prediction_log):
+    "Under the answer: Right? and the share box; the footer names the model version; a click lands in the log."
+    from bear_app.monitor import PredictionLog
+    proc, url = server
+    blocked = []
+    page = open_app(browser, url, blocked)
+    card = json.loads((ROOT/'models'/'bear_model.json').read_text())
+    assert f"version {card['pkl_sha256'][:12]}" in page.locator('.bear-footer').inner_text()
+    photo, _ = photos(tmp_path)
+    upload_and_classify(page, photo)
+    fb = page.locator('.bear-feedback')
+    fb.wait_for(timeout=30_000)
+    assert 'Right?' in fb.inner_text() and fb.get_by_role('checkbox').count() == 1
+    fb.get_by_role('button', name='yes').click()
+    page.get_by_text('Thanks!').wait_for(timeout=30_000)
+    page.screenshot(path=ARTIFACTS/'5-feedback.png', full_page=True)
+    rows = PredictionLog(prediction_log).rows()
+    assert rows and rows[-1]['truth'] is not None and rows[-1]['shared'] is None
+    assert blocked == [], blocked
+    leave(page, proc)
+
 def test_selection_over_the_limit_is_stopped_in_the_browser(server, browser, tmp_path):
     "Files the browser cannot shrink (TIFF) over the 8 MB test limit: a message per file, nothing sent, the page goes on."
     proc, url = server
@@ -199,7 +223,7 @@ def test_selection_over_the_limit_is_stopped_in_the_browser(server, browser, tmp
     notice = page.locator('.bear-upload-notice')
     page.wait_for_function("() => (document.querySelector('.bear-upload-notice') || {}).innerText?.includes('huge.tif')", timeout=30_000)
     assert 'huge.tif' in notice.inner_text() and 'too large' in notice.inner_text(), notice.inner_text()
-    page.screenshot(path=ARTIFACTS/'5-over-limit.png', full_page=True)
+    page.screenshot(path=ARTIFACTS/'6-over-limit.png', full_page=True)
     assert page.get_by_role('button', name='Classify').is_disabled()
     choose(page, *halves)                                   # together over the limit: the second is left out
     page.wait_for_function("() => document.querySelector('.bear-upload-notice').innerText.includes('half2.tif')", timeout=30_000)
@@ -243,7 +267,7 @@ def test_beyond_the_cap_the_busy_page(server, browser):
     busy = open_page(browser, url, blocked)
     assert 'Busy' in busy.title() and busy.locator('#bear-busy').is_visible()
     assert http_status(url) == 503
-    busy.screenshot(path=ARTIFACTS/'6-busy.png')
+    busy.screenshot(path=ARTIFACTS/'7-busy.png')
     for p in pages: leave(p, proc)
     leave(busy)
     deadline = time.time() + 30                            # places free again: the next visitor gets the app
@@ -272,7 +296,7 @@ def test_a_page_whose_kernel_died_offers_a_reload(server, browser):
     banner = page.locator('#bear-lost')
     banner.wait_for(timeout=30_000)
     assert 'Reload' in banner.inner_text()
-    page.screenshot(path=ARTIFACTS/'7-kernel-died.png')
+    page.screenshot(path=ARTIFACTS/'8-kernel-died.png')
     page.get_by_role('button', name='Reload the page').click()
     page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
     assert not page.locator('#bear-lost').count() and blocked == [], blocked

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bear_app.clean import (DELETE, KEEP, TRASH, Decision, DecisionCleaner, apply_decisions, cleaner_items, journal_moves,
-                            journal_path, kfold_probs, main, move_file, rank_candidates, read_journal, toy_dataset,
+                            journal_path, kfold_probs, main, move_file, rank_candidates, toy_dataset,
                             tree_state, undo)
+from bear_app.core import read_jsonl
 from bear_app.images import image_files
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,8 @@ import json, mimetypes, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from bear_app.gather import (LoopbackHost, gather, search_images, read_manifest, folder_items, urls_file_items,
-                             check_image, near_duplicate_groups, phash_file, SearchUnavailable, ConnectionPool, fetch_url)
+                             SearchUnavailable, ConnectionPool, fetch_url)
+from bear_app.images import near_duplicate_groups, phash_file, verify_image
 
 ROOT = Path(__file__).resolve().parents[1]
 KW = dict(timeout=(2, 1), deadline=2.5, max_bytes=300_000, workers=8, progress=False)  # slow hosts wait 3 s
@@ -39,7 +40,7 @@ def test_every_url_accounted_for(host, first):
         assert r['status'] == st, (url, r)
         if st == 'ok':
             assert r['file'] == f"{cat}/{Path(r['file']).name}" and r['file'].endswith('.' + what), r
-            assert check_image(dest/r['file'])['format'] == what
+            assert verify_image(dest/r['file'])['format'] == what
         else: assert what in r['reason'], (url, r['reason'], what)
         if st in ('duplicate', 'near_duplicate', 'invalid'): assert (dest/r['file']).exists() and r['file'].startswith('.')
         if st == 'failed': assert r['file'] is None
@@ -58,7 +59,7 @@ def test_no_partial_files(first):
     dest, _ = first
     assert not list(dest.rglob('*.part'))
     for c in ('black', 'grizzly', 'teddy'):
-        for p in (dest/c).iterdir(): check_image(p)
+        for p in (dest/c).iterdir(): verify_image(p)
 
 def test_second_run_downloads_nothing(host, first):
     dest, _ = first
@@ -95,15 +96,15 @@ def test_killed_cli_run_resumes_to_same_state(host, first, tmp_path):
 
 def test_exception_midway_then_rerun_same_state(host, first, tmp_path, monkeypatch):
     import bear_app.gather as g
-    real, calls = g.check_image, []
+    real, calls = g.verify_image, []
     def flaky(p):
         calls.append(p)
         if len(calls) == 40: raise KeyboardInterrupt('injected')
         return real(p)
-    monkeypatch.setattr(g, 'check_image', flaky)
+    monkeypatch.setattr(g, 'verify_image', flaky)
     dest = tmp_path/'bears'
     with pytest.raises(KeyboardInterrupt): gather(items_of(host), dest, **KW)
-    monkeypatch.setattr(g, 'check_image', real)
+    monkeypatch.setattr(g, 'verify_image', real)
     gather(items_of(host), dest, **KW)
     assert state(dest) == state(first[0])
 
@@ -116,7 +117,7 @@ def test_connections_reused_and_idle_closes_survived(tmp_path):
         for u in urls[:10]: fetch_url(u, tmp_path/'a.part', pool=pool)
         assert h.connections == 1 and h.hits == 10
         time.sleep(1)  # the host drops the idle connection
-        assert fetch_url(urls[10], tmp_path/'b.part', pool=pool)[0] == check_image(tmp_path/'b.part')['format']
+        assert fetch_url(urls[10], tmp_path/'b.part', pool=pool)[0] == verify_image(tmp_path/'b.part')['format']
         assert h.connections == 2
         pool.close()
         n = h.connections
@@ -154,11 +155,11 @@ def test_real_scrape_from_folder(tmp_path):
     recs = read_manifest(tmp_path/'bears'/'manifest.jsonl')
     mimetypes.init()
     img_exts = {k for k, v in mimetypes.types_map.items() if v.startswith('image/')}  # what get_image_files keeps
-    webp_in = sum(check_image(p)['format'] == 'webp' for p in src.rglob('*') if p.is_file())
+    webp_in = sum(verify_image(p)['format'] == 'webp' for p in src.rglob('*') if p.is_file())
     assert webp_in > 0 and rep.counts.get('ok', 0) > 0.9*len(recs)
     landed = [p for c in ('black', 'grizzly', 'teddy') for p in (tmp_path/'bears'/c).iterdir()]
-    for p in landed: assert p.suffix in img_exts and p.suffix[1:] == check_image(p)['format'], p
-    assert (tmp_path/'bears'/'grizzly'/(a_jpg.stem + '.' + check_image(a_jpg.with_name(a_jpg.name + ';w=960'))['format'])).exists()
+    for p in landed: assert p.suffix in img_exts and p.suffix[1:] == verify_image(p)['format'], p
+    assert (tmp_path/'bears'/'grizzly'/(a_jpg.stem + '.' + verify_image(a_jpg.with_name(a_jpg.name + ';w=960'))['format'])).exists()
     assert sum(p.suffix == '.webp' for p in landed) + sum(r['format'] == 'webp' and r['status'] != 'ok' for r in recs.values()) == webp_in
     assert rep.near_duplicates >= 2
     near = [r for r in recs.values() if r['status'] == 'near_duplicate']
