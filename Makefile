@@ -1,12 +1,14 @@
-# Two commands do all the set-up: `make app` serves the app, `make test` runs every test.
-# Both create or update the project-local .venv first; a second run skips the install.
+# Two commands do all the set-up: `make app` serves the app, `make test` runs every test; `make lab` opens the
+# notebooks in JupyterLab. Each creates or updates the project-local .venv first; a second run skips the install
+# (the stamp depends only on the files that list what to install, which running a notebook never writes).
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8866
+LAB_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test venv export
+.PHONY: app test lab venv export
 
 venv: $(STAMP)
 
@@ -19,7 +21,10 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
 
 app: $(STAMP)
 	@echo "bear_app: open http://localhost:$(PORT)/ (Ctrl-C stops it)"
-	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/voila nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/bear-app nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
+
+lab: $(STAMP)
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=nbs --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

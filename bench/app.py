@@ -45,9 +45,10 @@ def free_port():
 def kernels(proc):
     return [k for k in psutil.Process(proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(k.cmdline())]
 
-def serve(nb, cwd, env):
+def serve(nb, cwd, env, voila=(str(BIN/'voila'),)):
+    "Serve `nb` with `voila` (plain Voilà by default; bear_app's is `bear-app`, Voilà with bear_app.serve's settings)."
     port = free_port()
-    proc = subprocess.Popen([str(BIN/'voila'), str(nb), f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1'],
+    proc = subprocess.Popen([*voila, str(nb), f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1'],
                             cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
@@ -78,8 +79,8 @@ def one_run(browser, proc, url, photo):
     page.goto('about:blank'); ctx.close()
     return usable, label, rss
 
-def measure(browser, nb, cwd, env, photo, runs):
-    proc, url = serve(nb, cwd, env)
+def measure(browser, nb, cwd, env, photo, runs, **kw):
+    proc, url = serve(nb, cwd, env, **kw)
     try:
         one_run(browser, proc, url, photo)          # warm the server (first import, first kernel)
         rs = [one_run(browser, proc, url, photo) for _ in range(runs)]
@@ -97,7 +98,9 @@ def main():
     with tempfile.TemporaryDirectory() as d, sync_playwright() as p:
         browser = p.chromium.launch(executable_path='/usr/bin/chromium', args=['--no-sandbox', '--disable-gpu', '--disable-background-networking'])
         book = [float('nan')]*3 if a.ours_only else measure(browser, book_notebook(Path(d)), d, dict(os.environ), photo, a.runs)
-        ours = measure(browser, ROOT/'nbs'/'app.ipynb', ROOT, {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter')}, photo, a.runs)
+        ours = measure(browser, ROOT/'nbs'/'app.ipynb', ROOT, {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'),
+                       'BEAR_LOG': str(Path(d)/'predictions.sqlite')}, photo, a.runs,
+                       voila=(sys.executable, '-c', 'from bear_app.serve import main; main()'))
         browser.close()
     print(f"Voilà app, {a.runs} page views each (median), server warm, {os.cpu_count()} CPU cores")
     print(f"| measure | book's app | bear_app | ratio |\n|---|---|---|---|")

