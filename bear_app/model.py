@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['lite0_imagenet_state', 'efficientnet_lite0', 'imagenet_top', 'get_arch', 'imagenet_classifier', 'ImageNetProbe',
-           'probe_split', 'probe_learner', 'preprocessing', 'learner_card', 'WithImageNetLogits', 'export_onnx']
+           'LinearProbe', 'probe_split', 'probe_learner', 'preprocessing', 'learner_card', 'WithFeatures',
+           'export_onnx']
 
 # %% ../nbs/02a_model.ipynb #88f6ea8b
 import warnings
@@ -87,6 +88,12 @@ class ImageNetProbe(Module):
         z = self.imagenet_logits(x)
         return self.fc(z - z.mean(1, keepdim=True))   # log-probabilities up to a constant, centred
 
+class LinearProbe(Module):
+    "Head: one linear layer on the body's pooled features (`features`), the frozen network's penultimate layer."
+    def __init__(self, n_in:int, n_out:int): self.fc = nn.Linear(n_in, n_out)
+    def features(self, x): return x.mean((2, 3))
+    def forward(self, x): return self.fc(self.features(x))
+
 def probe_split(m:nn.Module)->list:
     "Parameter groups body / ImageNet layer / new layer: `freeze` leaves only the new layer trainable."
     return L(m[0], m[1].imagenet, m[1].fc).map(params)
@@ -115,23 +122,21 @@ def learner_card(learn)->dict:
     return {'vocab': list(map(str, learn.dls.vocab)), 'preprocessing': preprocessing(learn), 'derived_from_learner': True}
 
 # %% ../nbs/02a_model.ipynb #a81bb57f
-class WithImageNetLogits(Module):
-    "A probe model with a second output, the pretrained ImageNet logits, for the predictor's not-a-bear check."
+class WithFeatures(Module):
+    "A body + head model with a second output: the body's pooled features, for the not-a-bear detector."
     def __init__(self, model:nn.Module): self.model = model
     def forward(self, x):
         f = self.model[0](x)
-        return self.model[1](f), self.model[1].imagenet_logits(f)
+        return self.model[1](f), f.mean((2, 3))
 
 def export_onnx(learn, path:Path, size:int|tuple):
-    "Write `learn.model` as an ONNX graph from images (N,3,h,w) to `logits` (and `imagenet_logits` for a probe)."
+    "Write `learn.model` as an ONNX graph from images (N,3,h,w) to `logits` and `features` (the body's pooled output)."
     h, w = (size, size) if isinstance(size, int) else size
-    model = learn.model.eval().cpu().to(memory_format=torch.contiguous_format)
-    outs = ['logits']
-    if isinstance(model[1], ImageNetProbe): model, outs = WithImageNetLogits(model), ['logits', 'imagenet_logits']
+    model = WithFeatures(learn.model.eval().cpu().to(memory_format=torch.contiguous_format))
     x = torch.randn(1, 3, h, w)
     def write(t):
         with warnings.catch_warnings():   # the TorchScript exporter is deprecated, not wrong: it exports these models exactly
             warnings.simplefilter('ignore', DeprecationWarning)
-            torch.onnx.export(model, (x,), str(t), input_names=['image'], output_names=outs,
+            torch.onnx.export(model, (x,), str(t), input_names=['image'], output_names=['logits', 'features'],
                               dynamic_axes={'image': {0: 'batch'}}, opset_version=17, dynamo=False)
     atomic_write(path, write)

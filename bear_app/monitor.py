@@ -513,7 +513,7 @@ def write_review(rows:list, dest:Path)->Path:
     return atomic_write(dest, buf.getvalue())
 
 # %% ../nbs/06_monitor.ipynb #60440514
-MODEL_SUFFIXES = ('.onnx', '.pkl', '.json', '.ood.json')
+MODEL_SUFFIXES = ('.onnx', '.pkl', '.json', '.ood.json', '.ood.npz')
 
 def version_name(card:dict, model_name:str='bear_model')->str:
     "`<model_name>-<training date>-<8 hex of the learner's sha256>`."

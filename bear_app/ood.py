@@ -6,14 +6,14 @@
 __all__ = ['BANK_COPIES', 'l2_normalise', 'kth_distance', 'bank_copies', 'oof_scores', 'thresholds', 'wilson_interval',
            'nested_flags', 'KNNDetector', 'fit_detector', 'save_detector', 'load_detector']
 
-# %% ../nbs/02b_ood.ipynb #b828bf3a
+# %% ../nbs/02b_ood.ipynb #de2077d0
 import io, json
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from .core import atomic_write
 
-# %% ../nbs/02b_ood.ipynb #3caefed1
+# %% ../nbs/02b_ood.ipynb #25a7dad3
 def l2_normalise(F:np.ndarray)->np.ndarray:
     "Rows of `F` scaled to unit length (float32)."
     F = np.asarray(F, dtype=np.float32)
@@ -31,7 +31,7 @@ def kth_distance(Q:np.ndarray,    # L2-normalised features of the photos to scor
         out.append(np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0)))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-# %% ../nbs/02b_ood.ipynb #b00a3bee
+# %% ../nbs/02b_ood.ipynb #329e386e
 BANK_COPIES = ('half brightness', 'long side 112 px', 'JPEG quality 15', 'blur of 0.5% of the size', 'grey box over 25%')
 
 def bank_copies(img:Image.Image)->list: # one image per entry of `BANK_COPIES`
@@ -46,7 +46,7 @@ def bank_copies(img:Image.Image)->list: # one image per entry of `BANK_COPIES`
     return [ImageEnhance.Brightness(img).enhance(0.5), small, Image.open(io.BytesIO(buf.getvalue())).convert('RGB'),
             img.filter(ImageFilter.GaussianBlur(max(img.size) / 200)), covered]
 
-# %% ../nbs/02b_ood.ipynb #a1ef88d9
+# %% ../nbs/02b_ood.ipynb #3cc6f5f9
 def oof_scores(F:np.ndarray,       # L2-normalised features of the training photos (N,D)
                folds:list,         # lists of indices into F that partition it (near-duplicates inside one fold)
                copies:np.ndarray|None=None, # L2-normalised features of their damaged copies (N,C,D)
@@ -64,7 +64,7 @@ def thresholds(s:np.ndarray, quantile:float=0.995, margin:float=0.2)->tuple: # (
     hard = float(np.quantile(s, quantile))
     return hard, hard + margin * (hard - float(np.median(s)))
 
-# %% ../nbs/02b_ood.ipynb #40feedce
+# %% ../nbs/02b_ood.ipynb #d24fb60c
 def wilson_interval(flagged:int, n:int, z:float=1.96)->tuple: # (low, high)
     "The Wilson score interval for a rate of `flagged` out of `n` (95% for z=1.96)."
     if n == 0: return 0.0, 1.0
@@ -72,7 +72,7 @@ def wilson_interval(flagged:int, n:int, z:float=1.96)->tuple: # (low, high)
     mid, half = (p + z2 / (2 * n)) / (1 + z2 / n), z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return float(max(0.0, mid - half)), float(min(1.0, mid + half))
 
-# %% ../nbs/02b_ood.ipynb #2afbf019
+# %% ../nbs/02b_ood.ipynb #90a70f57
 def nested_flags(F:np.ndarray, folds:list, copies:np.ndarray|None=None, k:int=5,
                  quantile:float=0.995, margin:float=0.2)->dict: # counts of flagged photos, out of sample
     "How many in-domain photos are flagged OOD and hard-to-read when each fold is judged by a detector fitted and calibrated on the other folds."
@@ -88,7 +88,7 @@ def nested_flags(F:np.ndarray, folds:list, copies:np.ndarray|None=None, k:int=5,
         ood, hard = ood + int((s > t_ood).sum()), hard + int(((s > t_hard) & (s <= t_ood)).sum())
     return {'n': len(F), 'ood': ood, 'hard_to_read': hard}
 
-# %% ../nbs/02b_ood.ipynb #4d42667a
+# %% ../nbs/02b_ood.ipynb #2f95f6b3
 class KNNDetector:
     "Not-one-of-the-categories detector: distance to the k-th nearest training photo in feature space (Sun et al. 2022)."
     def __init__(self, ref:np.ndarray, # L2-normalised features of the training photos and their copies (M,D)
@@ -101,7 +101,7 @@ class KNNDetector:
         "Whether score `s` means none of the categories, or one of them in a photo that is hard to read."
         return bool(s > self.threshold), bool(self.hard < s <= self.threshold)
 
-# %% ../nbs/02b_ood.ipynb #c3cb7d2e
+# %% ../nbs/02b_ood.ipynb #6b99d682
 def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D)
                  folds:list,          # index lists partitioning F, near-duplicates inside one fold
                  copies:np.ndarray|None=None, # raw features of their `bank_copies` (N,C,D)
@@ -120,7 +120,7 @@ def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D
     ref = F if C is None else np.concatenate([F, C.reshape(-1, F.shape[1])])
     return KNNDetector(ref, k, hard, thr, info)
 
-# %% ../nbs/02b_ood.ipynb #2554b4b0
+# %% ../nbs/02b_ood.ipynb #87b18923
 def save_detector(det:KNNDetector, path:Path|str, extra:dict|None=None)->dict:
     "Write `det` to the JSON `path` and its reference features to the .npz beside it; return the JSON written."
     path = Path(path)
@@ -138,5 +138,5 @@ def load_detector(path:Path|str)->KNNDetector:
     "The `KNNDetector` saved at the JSON `path` (numpy only)."
     path = Path(path)
     info = json.loads(path.read_text())
-    with np.load(path.with_name(info['reference'])) as z: ref = z['ref'].astype(np.float32)
+    with np.load(path.with_suffix('.npz')) as z: ref = z['ref'].astype(np.float32)   # beside it, under its own name
     return KNNDetector(ref, info['k'], info['hard_threshold'], info['threshold'], info)

@@ -64,13 +64,14 @@ def test_bear_train_on_8_photos_per_category_trains_and_writes_card(tmp_path):
         for f in ('cut_off.jpg', 'panorama_110mp.png'): shutil.copy(CASES/'train'/f, root/'red'/f); bad.append(f)
     (root/'red'/'._000.jpg').write_bytes(b'\0\5\26\7')                # a macOS fork: not a photo, not a bad file either
     ini, models = write_settings(tmp_path, root, batch_size=32), tmp_path/'out'
-    r = bear_train(ini, '--models', models)
+    r = bear_train(ini, '--models', models, '--candidates', 'finetune')   # the one recipe that takes optimiser steps
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     steps = re.search(r'batch size (\d+): (\d+) optimiser step', r.stdout)
     assert steps and int(steps[1]) <= 24 and int(steps[2]) >= 1, r.stdout
     for f in bad: assert re.search(rf'skipped .*{f}: .+', r.stdout), (f, r.stdout)
     assert '._000.jpg' not in r.stdout
-    assert {p.name for p in models.iterdir()} >= {'bear_model.pkl', 'bear_model.onnx', 'bear_model.json', 'bear_model.png'}
+    assert {p.name for p in models.iterdir()} >= {'bear_model.pkl', 'bear_model.onnx', 'bear_model.json', 'bear_model.png',
+                                                 'bear_model.ood.json', 'bear_model.ood.npz'}
     assert Image.open(models/'bear_model.png').size[0] > 100
     card = json.loads((models/'bear_model.json').read_text())
     test_vocab = sorted(CATS)
@@ -93,6 +94,27 @@ def test_bear_train_on_8_photos_per_category_trains_and_writes_card(tmp_path):
     assert list(load_learner(models/'bear_model.pkl').dls.vocab) == test_vocab
     from bear_app.predict import Predictor
     assert Predictor(models/'bear_model.onnx').predict(root/'red'/'005.jpg')['label'] in test_vocab
+
+def test_bear_train_cross_validates_the_candidates_and_ships_the_best(dataset, tmp_path):
+    "Frozen heads are cross-validated on the same folds; the card says which won and by how much, and carries the detector's expected flag rate."
+    root, _ = dataset
+    models = tmp_path/'out'
+    r = bear_train(write_settings(tmp_path, root), '--models', models, '--candidates', 'features,logits')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    card = json.loads((models/'bear_model.json').read_text())
+    cv = card['recipe_cv']
+    assert list(cv) == ['features', 'logits'] and all(0 <= c['error'] <= 1 and len(c['fold_errors']) == 5 for c in cv.values())
+    assert card['chosen_recipe'] == min(cv, key=lambda n: (cv[n]['error'], list(cv).index(n))) == card['recipe']['name']
+    assert card['head_fit']['kind'] == card['chosen_recipe'] and card['head_fit']['finite']
+    assert f"recipe {card['chosen_recipe']} (CV error {cv[card['chosen_recipe']]['error']:.2%})" in r.stdout
+    e = card['ood']['expected_in_domain']
+    assert e['n'] == card['n_images'] and 0 <= e['ood_rate_95'][0] <= e['ood_rate'] <= e['ood_rate_95'][1] <= 1
+    assert card['ood']['hard_threshold'] < card['ood']['threshold']
+    from bear_app.predict import Predictor
+    p = Predictor(models/'bear_model.onnx').predict(root/'green'/'003.jpg')
+    assert p['label'] in CATS and isinstance(p['ood'], bool) and isinstance(p['hard_to_read'], bool) and p['ood_score'] >= 0
+    r = bear_train(write_settings(tmp_path, root), '--models', models, '--candidates', 'logits,resnet')
+    assert r.returncode == 2 and "unknown recipe 'resnet'" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 def test_bear_train_refuses_missing_or_empty_categories(tmp_path):
     root = tmp_path/'data'
