@@ -20,9 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bear_app.config import read_settings
 from bear_app.images import image_files, near_duplicate_groups, open_image, NEAR_DUP_BITS
-from bear_app.predict import IMAGENET_PRE, to_input, sample_ood_images, learn_classes, ood_scores, softmax
-from bear_app.train import group_folds
+from bear_app.predict import to_input, sample_ood_images, softmax
+from bear_app.train import fit_linear_head, group_folds
 from bear_app.ood import BANK_COPIES, bank_copies, kth_distance, l2_normalise, thresholds, wilson_interval, fit_detector
+
+IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': None, 'draft': 448}  # the frozen recipes' input
+
+# the old detector, as bear_app.predict shipped it until this bench replaced it (learn_classes, ood_scores)
+def learn_classes(P, min_mass=0.005):
+    "The ImageNet classes the training images activate: those with mean probability >= `min_mass`."
+    m = P.mean(0)
+    return [int(i) for i in np.argsort(-m) if m[i] >= min_mass]
+def ood_scores(P, classes): return 1 - P[:, classes].sum(1)
 
 DATA = {'bears': ROOT/'settings.ini', 'clouds': ROOT/'examples'/'clouds'/'settings.ini'}
 CACHE = Path(os.environ.get('BEAR_OOD_CACHE', Path(tempfile.gettempdir())/'bear_ood_cache'))
@@ -212,4 +221,105 @@ def finetune_cv(d:dict, other:dict)->dict:
             out[f'{k} seconds'] = np.array(time.time() - t)
             print(f"  {d['name']} fine-tune fold {k}: {time.time() - t:.0f} s", flush=True)
         return out
-    return cached(f"{d['name']}-finetune", '\n'.join(map(str, files)) + repr(FINETUNE) + 'v1', make)
+    return cached(f"{d['name']}-finetune", _ft_key(d), make)
+
+def _ft_key(d):
+    from bear_app.train import FINETUNE as r
+    return '\n'.join(map(str, d['files'])) + f"finetune {r.size} {r.method} {r.presize} {r.aug} {r.epochs} {r.freeze_epochs} {r.lr}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# heads on the frozen features, cross-validated on the same folds
+def head_inputs(d:dict, kind:str, sfx:str='')->np.ndarray:
+    "What a head reads: the centred ImageNet logits, the pooled features, or both."
+    Z, F = d['Z' + sfx], d['F' + sfx]
+    Zc = Z - Z.mean(1, keepdims=True)
+    return {'logits': Zc, 'features': F, 'both': np.hstack([Zc, F])}[kind]
+
+def head_cv(d:dict, kind:str)->dict:
+    "Out-of-fold predictions of a linear head fitted by `fit_linear_head` on `kind`, clean and on the damaged copies."
+    n, pred = len(d['y']), {'clean': np.zeros(len(d['y']), int), **{sh: np.zeros(len(d['y']), int) for sh in SHIFTS}}
+    for k in range(5):
+        tr, te = d['fold'] != k, d['fold'] == k
+        W, b = fit_linear_head(head_inputs(d, kind)[tr], d['y'][tr])
+        pred['clean'][te] = (head_inputs(d, kind)[te] @ W.T + b).argmax(1)
+        for sh in SHIFTS: pred[sh][te] = (head_inputs(d, kind, ' ' + sh)[te] @ W.T + b).argmax(1)
+    return {'wrong': int((pred['clean'] != d['y']).sum()), 'n': n, 'pred': pred['clean'],
+            **{sh: float((pred[sh] != d['y']).mean()) for sh in SHIFTS}}
+
+def finetuned_detector(d:dict, ft:dict, outside_names=('other', 'samples'))->dict:
+    "The kNN detector (no damaged copies) in each fold's fine-tuned feature space, calibrated on that fold's training photos (which the model saw), judging the held-out fold it never saw."
+    n, flags, out = len(d['y']), np.zeros(len(d['y']), bool), {k: [] for k in outside_names}
+    shifted = {sh: np.zeros(len(d['y']), bool) for sh in SHIFTS}
+    for k in range(5):
+        rows, te = np.flatnonzero(d['fold'] != k), d['fold'] == k
+        F = l2_normalise(ft[f'{k} F'])
+        inner = [np.flatnonzero(d['fold'][rows] == j) for j in np.unique(d['fold'][rows])]
+        from bear_app.ood import oof_scores
+        _, thr = thresholds(oof_scores(F[rows], inner), 0.995, 0.2)
+        ref = F[rows]
+        flags[te] = kth_distance(F[te], ref) > thr
+        for sh in SHIFTS: shifted[sh][te] = kth_distance(l2_normalise(ft[f'{k} F {sh}']), ref) > thr
+        for name in outside_names: out[name].append(kth_distance(l2_normalise(ft[f'{k} F {name}']), ref) > thr)
+    return {'in_flagged': int(flags.sum()), 'n': n, **{sh: float(v.mean()) for sh, v in shifted.items()},
+            **{name: float(np.mean(v)) for name, v in out.items()}}
+
+def finetune_errors(d:dict, ft:dict)->dict:
+    "Out-of-fold error of the fine-tuned models, clean and on the damaged copies."
+    pred = np.zeros(len(d['y']), int); sh = {s: np.zeros(len(d['y']), int) for s in SHIFTS}
+    for k in range(5):
+        te = d['fold'] == k
+        pred[te] = ft[f'{k} Y'][te].argmax(1)
+        for s in SHIFTS: sh[s][te] = ft[f'{k} Y {s}'].argmax(1)
+    return {'wrong': int((pred != d['y']).sum()), 'n': len(d['y']), 'seconds': float(sum(ft[f'{k} seconds'] for k in range(5))),
+            **{s: float((v != d['y']).mean()) for s, v in sh.items()}}
+
+def pct(x): return f"{x:6.1%}"
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--finetune', action='store_true', help="also cross-validate the book's fine-tuning (FINETUNE, 160 px, fine_tune(3)); minutes per fold on 2 cores")
+    a = ap.parse_args()
+    warnings.filterwarnings('ignore')
+    t0 = time.time()
+    b, c, smp = dataset('bears'), dataset('clouds'), samples()
+    SF, SZ = (np.concatenate([v[i] for v in smp.values()]) for i in (0, 1))
+    print(f"features cached in {CACHE} ({time.time() - t0:.0f} s); bears {len(b['y'])}, clouds {len(c['y'])}, "
+          f"offline non-photos-of-either {len(SF)} ({', '.join(smp)})")
+    print("all figures out of sample: 5 folds keeping near-duplicates together; thresholds calibrated on the other 4 folds only\n")
+    for d, other, oname in ((b, c, 'clouds'), (c, b, 'bears')):
+        print(f"== {d['name']} model: in-domain photos flagged 'none of the categories' (target <= 1%), {oname} flagged (target >= 97%)")
+        print(f"{'detector':36s} {'in-domain flagged (95% CI)':>27s} {oname:>7s} {'samples':>7s}   damaged held-out photos flagged: " + ' '.join(f"{s:>8s}" for s in SHIFTS))
+        for name, (make, cal) in DETECTORS.items():
+            r = nested(make, d, {'other': (other['F'], other['Z']), 'samples': (SF, SZ)}, cal)
+            lo, hi = wilson_interval(r['in_flagged'], r['n'])
+            print(f"{name + (' *' if name == SHIPPED else ''):36s} {r['in_flagged']:3d}/{r['n']} = {r['in_flagged']/r['n']:5.1%} ({lo:.1%}-{hi:.1%})"
+                  f" {pct(r['other'])} {pct(r['samples'])}   {'':33s}" + ' '.join(f"  {pct(r[s])}" for s in SHIFTS), flush=True)
+        print(f"* shipped: kNN (k=5) on L2-normalised pooled features, reference = training photos + {len(BANK_COPIES)} milder damaged copies "
+              f"each ({', '.join(BANK_COPIES)}); ood above the out-of-fold 99.5% quantile + 20% of its spread above the median")
+        ref = fit_detector(d['F'], [np.flatnonzero(d['fold'] == k) for k in range(5)], d['F bank'].reshape(len(d['y']), len(BANK_COPIES), -1))
+        from bear_app.ood import KNNDetector
+        f16 = KNNDetector(ref.ref.astype(np.float16).astype(np.float32), ref.k, ref.hard, ref.threshold)
+        print(f"  stored as float16, scores move by at most {np.abs(f16.score(other['F']) - ref.score(other['F'])).max():.1e} "
+              f"(threshold {ref.threshold:.3f}); bear-train's own nested estimate on these photos: "
+              f"{ref.info['expected_in_domain']['ood']} of {len(d['y'])} flagged, {ref.info['expected_in_domain']['hard_to_read']} hard to read\n")
+        print(f"-- {d['name']}: which head (5-fold CV error; damaged held-out photos: share misclassified)")
+        for kind in ('logits', 'features', 'both'):
+            t = time.time(); r = head_cv(d, kind)
+            print(f"   frozen Lite0 + linear head on {kind:9s} {r['wrong']:3d}/{r['n']} wrong = {r['wrong']/r['n']:5.2%}  ({time.time() - t:4.1f} s)   "
+                  + ' '.join(f"{s} {pct(r[s])}" for s in SHIFTS), flush=True)
+        ft = finetune_cv(d, other) if a.finetune else _cached_finetune(d)
+        if ft is None: print("   fine-tuning: not run (pass --finetune)\n"); continue
+        r = finetune_errors(d, ft)
+        print(f"   fine-tuning (FINETUNE: 160 px, fine_tune(3), 1 frozen epoch)  {r['wrong']:3d}/{r['n']} wrong = {r['wrong']/r['n']:5.2%}  "
+              f"({r['seconds']:.0f} s when cached)   " + ' '.join(f"{s} {pct(r[s])}" for s in SHIFTS))
+        r = finetuned_detector(d, ft)
+        print(f"   kNN detector in the fine-tuned feature space (no damaged copies): in-domain {r['in_flagged']}/{r['n']}, {oname} {pct(r['other'])}, "
+              f"samples {pct(r['samples'])}; damaged: " + ' '.join(f"{s} {pct(r[s])}" for s in SHIFTS) + '\n', flush=True)
+
+def _cached_finetune(d):
+    "The fine-tuning CV's cache for `d`, if an earlier `--finetune` run made it."
+    p = CACHE/f"{d['name']}-finetune-{hashlib.sha256(_ft_key(d).encode()).hexdigest()[:12]}.npz"
+    return dict(np.load(p)) if p.exists() else None
+
+if __name__ == '__main__': main()

@@ -65,11 +65,11 @@ def main():
     learn = load_learner(PKL)
     pred = Predictor(threads=cores)
     sub = files[:a.n]
-    ood = pred.ood
-    def classifier_only(f):                  # the classifier alone, to show what the OOD model costs
-        pred.ood = None
+    det = pred.detector
+    def classifier_only(f):                  # the classifier alone, to show what the not-a-bear detector costs
+        pred.detector = None
         try: return pred.predict(f)
-        finally: pred.ood = ood
+        finally: pred.detector = det
     with learn.no_bar(), warnings.catch_warnings():
         for fn in (learn.predict, pred.predict, classifier_only): fn(sub[0])   # warm up
         # blocks of 10 photos in turn, so that all three see the same load on a shared machine; not photo by photo:
@@ -83,10 +83,10 @@ def main():
     report('Predictor.predict (one by one, +OOD)', ours, base)
     report('  classifier only, one by one', cls, base)
     t = time.perf_counter(); pred.predict_many(files); dt = time.perf_counter() - t
-    pred.ood = None
+    pred.detector = None
     with warnings.catch_warnings():
         t2 = time.perf_counter(); pred.predict_many(files); dt2 = time.perf_counter() - t2
-    pred.ood = ood
+    pred.detector = det
     with learn.no_bar():
         t3 = time.perf_counter(); learn.get_preds(dl=learn.dls.test_dl(files, num_workers=0)); dt3 = time.perf_counter() - t3
     print(f"{'Predictor.predict_many (batch, +OOD)':<38} {len(files)/dt:6.1f} img/s", flush=True)

@@ -44,7 +44,7 @@ def main():
     for name, s in runtimes.items():
         fwd = []
         for _ in range(100):
-            t = time.perf_counter(); s.run(['logits', 'imagenet_logits'], {'image': x}); fwd.append(time.perf_counter() - t)
+            t = time.perf_counter(); s.run(['logits', 'features'], {'image': x}); fwd.append(time.perf_counter() - t)
         ts = per_photo[name]
         print(f"{name:12s} Predictor.predict p50 {np.median(ts)*1000:5.1f} ms  p95 {np.percentile(ts, 95)*1000:5.1f} ms   "
               f"forward pass alone p50 {np.median(fwd)*1000:5.1f} ms")
