@@ -207,8 +207,9 @@ class Predictor:
         self.detector, home = None, ood_path(self.source.with_suffix('.onnx'))
         info = json.loads(home.read_text()) if home.exists() else None
         if info is None: _warn_once(f"{home} not found: predictions carry ood=None (bear-train writes it)")
-        elif info.get('method') != 'knn' or 'features' not in self.session.outputs:
-            _warn_once(f"{home.name} is from an earlier bear-train: predictions carry ood=None until you run bear-train again")
+        elif info.get('method') != 'knn' or 'features' not in self.session.outputs or not home.with_suffix('.npz').exists():
+            _warn_once(f"{home.name} is from an earlier bear-train or lacks its {home.with_suffix('.npz').name}: "
+                       "predictions carry ood=None until you run bear-train again")
         else:
             self.detector = load_detector(home)
             fp = info['calibration'].get('fingerprint')

@@ -289,12 +289,13 @@ def main():
     print("all figures out of sample: 5 folds keeping near-duplicates together; thresholds calibrated on the other 4 folds only\n")
     for d, other, oname in ((b, c, 'clouds'), (c, b, 'bears')):
         print(f"== {d['name']} model: in-domain photos flagged 'none of the categories' (target <= 1%), {oname} flagged (target >= 97%)")
-        print(f"{'detector':36s} {'in-domain flagged (95% CI)':>27s} {oname:>7s} {'samples':>7s}   damaged held-out photos flagged: " + ' '.join(f"{s:>8s}" for s in SHIFTS))
+        print(f"{'':36s} {'':27s} {'':7s} {'':7s}   damaged held-out photos flagged")
+        print(f"{'detector':36s} {'in-domain flagged (95% CI)':27s} {oname:>7s} {'samples':>7s}  " + ' '.join(f"{s:>10s}" for s in SHIFTS))
         for name, (make, cal) in DETECTORS.items():
             r = nested(make, d, {'other': (other['F'], other['Z']), 'samples': (SF, SZ)}, cal)
             lo, hi = wilson_interval(r['in_flagged'], r['n'])
             print(f"{name + (' *' if name == SHIPPED else ''):36s} {r['in_flagged']:3d}/{r['n']} = {r['in_flagged']/r['n']:5.1%} ({lo:.1%}-{hi:.1%})"
-                  f" {pct(r['other'])} {pct(r['samples'])}   {'':33s}" + ' '.join(f"  {pct(r[s])}" for s in SHIFTS), flush=True)
+                  f" {pct(r['other'])}  {pct(r['samples'])}  " + ' '.join(f"    {pct(r[s])}" for s in SHIFTS), flush=True)
         print(f"* shipped: kNN (k=5) on L2-normalised pooled features, reference = training photos + {len(BANK_COPIES)} milder damaged copies "
               f"each ({', '.join(BANK_COPIES)}); ood above the out-of-fold 99.5% quantile + 20% of its spread above the median")
         ref = fit_detector(d['F'], [np.flatnonzero(d['fold'] == k) for k in range(5)], d['F bank'].reshape(len(d['y']), len(BANK_COPIES), -1))

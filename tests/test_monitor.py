@@ -245,7 +245,7 @@ def test_review_command_writes_the_csv(tmp_path, capsys):
 @needs_model
 def test_kept_version_runs_in_shadow_and_every_row_holds_both_answers(tmp_path, predictor):
     models = tmp_path/'models'; models.mkdir()
-    for suf in ('.onnx', '.pkl', '.json', '.ood.json'): shutil.copy(ONNX.with_name('bear_model' + suf), models/('bear_model' + suf))
+    for suf in ('.onnx', '.pkl', '.json', '.ood.json', '.ood.npz'): shutil.copy(ONNX.with_name('bear_model' + suf), models/('bear_model' + suf))
     v = keep_model_version(models/'bear_model.onnx')
     card = json.loads((models/'bear_model.json').read_text())
     assert v.name == f"bear_model-{card['trained_at'][:10].replace('-', '')}-{card['pkl_sha256'][:8]}.onnx"
