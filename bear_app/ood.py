@@ -6,14 +6,14 @@
 __all__ = ['BANK_COPIES', 'l2_normalise', 'kth_distance', 'bank_copies', 'oof_scores', 'thresholds', 'wilson_interval',
            'nested_flags', 'KNNDetector', 'fit_detector', 'save_detector', 'load_detector']
 
-# %% ../nbs/02b_ood.ipynb #de2077d0
+# %% ../nbs/02b_ood.ipynb #2f5f3c53
 import io, json
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from .core import atomic_write
 
-# %% ../nbs/02b_ood.ipynb #25a7dad3
+# %% ../nbs/02b_ood.ipynb #1e3c6e9a
 def l2_normalise(F:np.ndarray)->np.ndarray:
     "Rows of `F` scaled to unit length (float32)."
     F = np.asarray(F, dtype=np.float32)
@@ -22,16 +22,17 @@ def l2_normalise(F:np.ndarray)->np.ndarray:
 def kth_distance(Q:np.ndarray,    # L2-normalised features of the photos to score (N,D)
                  ref:np.ndarray,  # L2-normalised features of the training photos (M,D)
                  k:int=5,         # which neighbour: the k-th nearest
-                 chunk:int=256)->np.ndarray: # (N,) distances
+                 chunk:int=256,   # rows of `Q` at a time
+                 r2:np.ndarray|None=None)->np.ndarray: # (N,) distances; `r2`: the squared norms of `ref`'s rows, if known
     "Distance from each row of `Q` to its `k`-th nearest row of `ref` (Sun et al. 2022), `chunk` rows at a time."
-    r2, out = (ref * ref).sum(1), []
+    r2, out = (ref * ref).sum(1) if r2 is None else r2, []
     for b in range(0, len(Q), chunk):
         q = Q[b:b+chunk]
         d2 = (q * q).sum(1)[:, None] + r2[None] - 2 * q @ ref.T
         out.append(np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0)))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-# %% ../nbs/02b_ood.ipynb #329e386e
+# %% ../nbs/02b_ood.ipynb #a124e554
 BANK_COPIES = ('half brightness', 'long side 112 px', 'JPEG quality 15', 'blur of 0.5% of the size', 'grey box over 25%')
 
 def bank_copies(img:Image.Image)->list: # one image per entry of `BANK_COPIES`
@@ -46,7 +47,7 @@ def bank_copies(img:Image.Image)->list: # one image per entry of `BANK_COPIES`
     return [ImageEnhance.Brightness(img).enhance(0.5), small, Image.open(io.BytesIO(buf.getvalue())).convert('RGB'),
             img.filter(ImageFilter.GaussianBlur(max(img.size) / 200)), covered]
 
-# %% ../nbs/02b_ood.ipynb #3cc6f5f9
+# %% ../nbs/02b_ood.ipynb #6e75f2dd
 def oof_scores(F:np.ndarray,       # L2-normalised features of the training photos (N,D)
                folds:list,         # lists of indices into F that partition it (near-duplicates inside one fold)
                copies:np.ndarray|None=None, # L2-normalised features of their damaged copies (N,C,D)
@@ -64,7 +65,7 @@ def thresholds(s:np.ndarray, quantile:float=0.995, margin:float=0.2)->tuple: # (
     hard = float(np.quantile(s, quantile))
     return hard, hard + margin * (hard - float(np.median(s)))
 
-# %% ../nbs/02b_ood.ipynb #d24fb60c
+# %% ../nbs/02b_ood.ipynb #f31f2356
 def wilson_interval(flagged:int, n:int, z:float=1.96)->tuple: # (low, high)
     "The Wilson score interval for a rate of `flagged` out of `n` (95% for z=1.96)."
     if n == 0: return 0.0, 1.0
@@ -72,7 +73,7 @@ def wilson_interval(flagged:int, n:int, z:float=1.96)->tuple: # (low, high)
     mid, half = (p + z2 / (2 * n)) / (1 + z2 / n), z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return float(max(0.0, mid - half)), float(min(1.0, mid + half))
 
-# %% ../nbs/02b_ood.ipynb #90a70f57
+# %% ../nbs/02b_ood.ipynb #3e0161ca
 def nested_flags(F:np.ndarray, folds:list, copies:np.ndarray|None=None, k:int=5,
                  quantile:float=0.995, margin:float=0.2)->dict: # counts of flagged photos, out of sample
     "How many in-domain photos are flagged OOD and hard-to-read when each fold is judged by a detector fitted and calibrated on the other folds."
@@ -88,20 +89,21 @@ def nested_flags(F:np.ndarray, folds:list, copies:np.ndarray|None=None, k:int=5,
         ood, hard = ood + int((s > t_ood).sum()), hard + int(((s > t_hard) & (s <= t_ood)).sum())
     return {'n': len(F), 'ood': ood, 'hard_to_read': hard}
 
-# %% ../nbs/02b_ood.ipynb #2f95f6b3
+# %% ../nbs/02b_ood.ipynb #c91e344d
 class KNNDetector:
     "Not-one-of-the-categories detector: distance to the k-th nearest training photo in feature space (Sun et al. 2022)."
     def __init__(self, ref:np.ndarray, # L2-normalised features of the training photos and their copies (M,D)
                  k:int, hard:float, threshold:float, info:dict|None=None):
-        self.ref, self.k, self.hard, self.threshold, self.info = np.asarray(ref, np.float32), k, hard, threshold, info or {}
+        self.ref, self.k, self.hard, self.threshold, self.info = np.ascontiguousarray(ref, np.float32), k, hard, threshold, info or {}
+        self.r2 = (self.ref * self.ref).sum(1)   # once, not per photo
     def score(self, F:np.ndarray)->np.ndarray:
         "Scores of raw features `F` (N,D): distance to the k-th nearest training photo."
-        return kth_distance(l2_normalise(F), self.ref, self.k)
+        return kth_distance(l2_normalise(F), self.ref, self.k, r2=self.r2)
     def verdict(self, s:float)->tuple: # (ood, hard_to_read)
         "Whether score `s` means none of the categories, or one of them in a photo that is hard to read."
         return bool(s > self.threshold), bool(self.hard < s <= self.threshold)
 
-# %% ../nbs/02b_ood.ipynb #6b99d682
+# %% ../nbs/02b_ood.ipynb #90ac7e2a
 def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D)
                  folds:list,          # index lists partitioning F, near-duplicates inside one fold
                  copies:np.ndarray|None=None, # raw features of their `bank_copies` (N,C,D)
@@ -120,7 +122,7 @@ def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D
     ref = F if C is None else np.concatenate([F, C.reshape(-1, F.shape[1])])
     return KNNDetector(ref, k, hard, thr, info)
 
-# %% ../nbs/02b_ood.ipynb #87b18923
+# %% ../nbs/02b_ood.ipynb #d9a2bede
 def save_detector(det:KNNDetector, path:Path|str, extra:dict|None=None)->dict:
     "Write `det` to the JSON `path` and its reference features to the .npz beside it; return the JSON written."
     path = Path(path)

@@ -15,8 +15,8 @@ import bear_app, dataclasses, hashlib, json, os, platform, random, sys, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from .model import (LinearProbe, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier, imagenet_top,
-                            lite0_imagenet_state, preprocessing)
+from .model import (ImageNetProbe, LinearProbe, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier,
+                            imagenet_top, lite0_imagenet_state, preprocessing, probe_learner, probe_split)  # ImageNetProbe, probe_*: learners exported before 02a_model pickled them as bear_app.train's
 import torch, timm
 from fastai.vision.all import *
 from dataclasses import dataclass, asdict
