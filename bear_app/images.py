@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_DECODE_BYTES', 'NEAR_DUP_BITS', 'ImageError', 'sniff_format', 'describe_bytes', 'open_image',
-           'is_image', 'is_hidden', 'visible_files', 'image_files', 'phash', 'verify_image', 'phash_file',
-           'phash_distance', 'near_duplicate_groups', 'thumbnail']
+           'is_image', 'is_hidden', 'visible_files', 'image_files', 'phash', 'verify_image', 'readable_images',
+           'phash_file', 'phash_distance', 'near_duplicate_groups', 'thumbnail']
 
 # %% ../nbs/00a_images.ipynb #5388cc64
 import io, re, warnings
@@ -225,6 +225,18 @@ def verify_image(src,                        # a path or the bytes of a file
     ImageOps.exif_transpose(raw, in_place=True)
     img = _to_rgb(raw); del raw
     return dict(format=fmt, width=w, height=h, phash=phash(img))
+
+# %% ../nbs/00a_images.ipynb #b1b20f7a
+def readable_images(paths:list,       # image files (e.g. from `image_files`)
+                    max_pixels:int=MAX_PIXELS,
+                   )->tuple:          # (paths that decode, in order; {path: reason} for the others)
+    "Split `paths` by `verify_image`: the ones every stage reads, and why each other one cannot be read."
+    from concurrent.futures import ThreadPoolExecutor
+    def why(p):
+        try: verify_image(p, max_pixels); return None
+        except ImageError as e: return str(e)
+    with ThreadPoolExecutor(2) as ex: reasons = list(ex.map(why, paths))   # decoding releases the GIL; two keep memory bounded
+    return [p for p, r in zip(paths, reasons) if r is None], {p: r for p, r in zip(paths, reasons) if r is not None}
 
 # %% ../nbs/00a_images.ipynb #d24e0c3e
 NEAR_DUP_BITS = 6  # perceptual-hash bits within which two photos count as the same picture (of 64)

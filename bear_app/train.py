@@ -83,10 +83,13 @@ def UprightImageBlock():
 
 # %% ../nbs/02_train.ipynb #f8829d7e
 def dataset_files(s:Settings, path:Path|None=None)->list:
-    "The image files in the category folders of `path` (default: the data path), for the categories in settings."
+    "The images in the category folders of `path` (default: the data path) that every stage can read; others are named and skipped."
+    from bear_app.images import readable_images
     path = Path(path or s.data_path)
     if not path.exists(): raise FileNotFoundError(f"No data at {path}: run bear-gather, or set BEAR_DATA to your category folders")
-    return [f for f in image_files(path) if f.parent.name in s.categories]
+    files, bad = readable_images([f for f in image_files(path) if f.parent.name in s.categories])
+    for f, why in bad.items(): print(f"skipped {f.relative_to(path).as_posix()}: {why}", file=sys.stderr)
+    return files
 
 # %% ../nbs/02_train.ipynb #42cad3bd
 PRESIZE = 1.15  # training images are shrunk to a short side of PRESIZE * size before Resize
