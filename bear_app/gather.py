@@ -145,6 +145,7 @@ def _close(r, whole:bool):
     if not whole: r.close()
     r.release_conn()
 
+# %% ../nbs/01_gather.ipynb #12a630aa
 def _get(url, timeout, pool, max_redirects=5):
     "The response to GET `url` (status 200, body unread), following redirects; or raise `FetchError`."
     seen, t = {url}, urllib3.Timeout(connect=timeout[0], read=timeout[1])
@@ -269,6 +270,7 @@ class GatherReport:
         return (f'{self.new} new, {self.skipped} already in {self.manifest.name}, {self.seconds:.1f}s; '
                 f'manifest: {c}; near-duplicates found: {self.near_duplicates}')
 
+# %% ../nbs/01_gather.ipynb #10169a8b
 def _copy_file(src:Path, dest:Path, max_bytes:int):
     "Copy a local file like `fetch_url` downloads one: sniffed, capped, hashed."
     with open(src, 'rb') as f: head = f.read(32)

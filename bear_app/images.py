@@ -108,6 +108,7 @@ def _format_name(head:bytes)->str|None:
     "The format a file's first bytes claim, for a message (more formats than `sniff_format` saves)."
     return sniff_format(head) or next((name for magic, name in _OTHER if head.startswith(magic)), None)
 
+# %% ../nbs/00a_images.ipynb #f9b0b614
 def _why(e:Exception, fmt:str|None)->str:
     "One sentence for a decoding failure, by kind: too large, refused for safety, needs a program, unsupported variant, damaged."
     what, low = f"{_NAMES.get(fmt, fmt)} file" if fmt else "file", str(e).lower().replace('_', ' ')

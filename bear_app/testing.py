@@ -133,6 +133,15 @@ def _handler(host):
             except (BrokenPipeError, ConnectionResetError): pass
     return Handler
 
+# %% ../nbs/00c_testing.ipynb #53a97919
+def _search_reply(host, h, q:dict):
+    "Answer a search like `ddgs` results for the query's category — or with `host.search_status`, as a refusing engine."
+    host.searches += 1
+    if host.search_status: return h.reply(host.search_status, b'<html>Please try again later</html>', 'text/html')
+    cat = next((c for c, v in host.categories.items() if v == q.get('q', [''])[0]), None)
+    res = host.results[cat][:int(q.get('n', ['10'])[0])] if cat else []
+    h.reply(200, json.dumps(res).encode(), 'application/json')
+
 # %% ../nbs/00c_testing.ipynb #df4bde7e
 class LoopbackHost:
     "An image host on 127.0.0.1: generated images, the failures real hosts produce, and a `ddgs`-like search endpoint."
@@ -159,12 +168,7 @@ class LoopbackHost:
         self.results[cat].append(dict(title=title or path.rsplit('/', 1)[-1], image=url, url=f'{self.base}/page{path}',
                                       thumbnail=url, width=self.size, height=self.size, source='loopback'))
 
-    def _search(self, h, q):
-        self.searches += 1
-        if self.search_status: return h.reply(self.search_status, b'<html>Please try again later</html>', 'text/html')
-        cat = next((c for c, v in self.categories.items() if v == q.get('q', [''])[0]), None)
-        res = self.results[cat][:int(q.get('n', ['10'])[0])] if cat else []
-        h.reply(200, json.dumps(res).encode(), 'application/json')
+    def _search(self, h, q): _search_reply(self, h, q)
 
     def start(self):
         "Start serving in a background thread; returns `self`."
