@@ -190,16 +190,20 @@ BearApp.feedback_row, BearApp.on_feedback, BearApp.on_share = feedback_row, on_f
 # %% ../nbs/05_app.ipynb #8681b4bd
 def classify_one(self:BearApp, name:str, data:bytes)->dict:
     "Classify one uploaded file: a result dict with name, thumb, label, probability, probs, ood; or name and error."
+    try: img = self.predictor.open(data)
+    except ImageError as e: self.log_answer({'error': str(e)}, None, data); return {'name': name, 'error': str(e)}
+    except Exception:       # a format variant the reader trips over: a sentence, never an exception's name
+        log.exception("opening %s failed", name)
+        msg = "This file could not be read as a photo. Please upload a JPEG, PNG, WebP, GIF or HEIC photo."
+        self.log_answer({'error': msg}, None, data); return {'name': name, 'error': msg}
     try:
-        img = self.predictor.open(data)
         pred = self.predictor.predict(img)
         pred['log_id'] = self.log_answer(pred, img, data)
         if pred.get('error'): return {'name': name, 'error': pred['error']}
         return {**pred, 'name': name, 'thumb': thumbnail(img, self.thumb_size), 'ood': bool(pred.get('ood'))}
-    except ImageError as e: self.log_answer({'error': str(e)}, None, data); return {'name': name, 'error': str(e)}
-    except Exception as e:
+    except Exception:
         log.exception("classifying %s failed", name)
-        return {'name': name, 'error': f"Sorry, this file could not be classified ({type(e).__name__})."}
+        return {'name': name, 'error': "Sorry, the model could not classify this photo. Please try again."}
 BearApp.classify_one = classify_one
 
 def answer(self:BearApp, r:dict)->str:
@@ -240,9 +244,9 @@ def on_click_classify(self:BearApp, btn=None):
             self.show(self.results)
         if len(files) > 1: self.lbl_pred.value = f"{len(files)} files classified: " + \
             ', '.join('unreadable' if r.get('error') else 'not a bear' if r.get('ood') else r['label'] for r in self.results)
-    except Exception as e:
+    except Exception:
         log.exception("classify failed")
-        self.lbl_pred.value = f"Sorry, something went wrong ({type(e).__name__}). Please try again."
+        self.lbl_pred.value = "Sorry, something went wrong. Please try again."
     finally:
         self.btn_run.description = 'Classify'
         self.btn_run.disabled = not self.btn_upload.value

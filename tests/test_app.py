@@ -8,7 +8,7 @@ from PIL import Image
 from bear_app.app import BearApp, upload_value
 from bear_app.config import get_settings
 from bear_app.predict import Predictor
-from conftest import BEAR_DATA, needs_bear_data
+from conftest import BEAR_DATA, CASES, needs_bear_data, needs_cases
 
 @pytest.fixture(scope='module')
 def predictor(): return Predictor()
@@ -66,6 +66,20 @@ def test_messages_say_what_is_wrong(app):
     assert 'too large' in classify(app, ('b.png', png_header_bomb()))[0]
     assert 'not an image' in classify(app, ('t.jpg', b'hello'))[0]
     assert 'damaged or incomplete' in classify(app, ('t.jpg', encode(photo(), 'JPEG')[:600]))[0]
+
+@needs_cases
+def test_no_file_shows_a_visitor_an_exception_name(app):
+    "Every awkward file of ../shared/cases/images at once: one line each, in words, never a Python exception's name."
+    files = [(f.name, f.read_bytes()) for f in sorted((CASES/'images').iterdir())]
+    label, html = classify(app, *files)
+    assert label.startswith(f'{len(files)} files classified') and len(html) == len(files), label
+    for text in html:
+        assert not any(w in text for w in ('Error', 'Exception')), text
+    class Broken:                            # a model that fails on a photo that opened fine
+        def open(self, data): return photo()
+        def predict(self, img): raise RuntimeError('onnx: input 0 has the wrong shape')
+    label, html = classify(BearApp(Broken()), ('bear.jpg', b'whatever'))
+    assert label.startswith('bear.jpg: ') and 'RuntimeError' not in label and 'onnx' not in label, label
 
 # --- unusual but valid files: a prediction ---
 
