@@ -140,8 +140,11 @@ def _monitor(self:BearApp):
     "The monitor, created on first use (None when this app does not log)."
     if self._monitor is None and self.log_answers:
         try:
-            from bear_app.monitor import Monitor
-            self._monitor = Monitor(self.predictor, threads=1)
+            from bear_app.monitor import CandidateError, Monitor
+            try: self._monitor = Monitor(self.predictor, threads=1)
+            except CandidateError as e:   # a typo in settings must not turn the log and the feedback off
+                log.warning("%s; answers are logged without a candidate", e)
+                self._monitor = Monitor(self.predictor, candidate=False, threads=1)
         except Exception: log.exception("the prediction log cannot be opened; answers are not logged"); self.log_answers = False
     return self._monitor
 BearApp.monitor = property(_monitor)

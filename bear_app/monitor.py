@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['COLUMNS', 'NOT_ANY', 'MODEL_SUFFIXES', 'MonitorSettings', 'candidate_path', 'monitor_settings', 'now', 'connect',
            'PredictionLog', 'rows', 'get', 'update', 'count', 'close', 'prune', 'model_version', 'image_facts',
-           'answer_of', 'answer_columns', 'failed', 'Monitor', 'predict', 'predict_many', 'psi', 'binom_sf',
-           'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats', 'report', 'format_report',
-           'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo', 'unshare_photo',
-           'feedback', 'share', 'review_rows', 'write_review', 'version_name', 'keep_model_version', 'model_versions',
-           'main']
+           'answer_of', 'answer_columns', 'failed', 'CandidateError', 'load_candidate', 'Monitor', 'predict',
+           'predict_many', 'psi', 'binom_sf', 'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats',
+           'report', 'format_report', 'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo',
+           'unshare_photo', 'feedback', 'share', 'review_rows', 'write_review', 'version_name', 'keep_model_version',
+           'model_versions', 'main']
 
 # %% ../nbs/06_monitor.ipynb #8d990525
 import argparse, hashlib, io, json, math, os, shutil, sqlite3, sys, threading, time
@@ -221,19 +221,35 @@ def failed(msg:str)->dict:
     "A prediction for a file that could not be read."
     return {'label': None, 'probability': None, 'probs': None, 'ood': None, 'ood_score': None, 'error': msg}
 
+# %% ../nbs/06_monitor.ipynb #0dfaed26
+class CandidateError(ValueError):
+    "The model named as candidate in settings.ini cannot be run in shadow."
+
+def load_candidate(cls,                 # the current predictor's class: the candidate runs the same way
+                   path:Path,           # the candidate's model file (`MonitorSettings.candidate`)
+                   threads:int|None=None, # CPU threads for it
+                  ):
+    "The candidate's predictor, or a `CandidateError` that names the setting to fix."
+    path = Path(path)
+    if not path.exists():
+        raise CandidateError(f"settings.ini [app] candidate = {path.stem}: there is no model {path.name} in {path.parent}; "
+                             "`bear-monitor versions` lists the kept ones (leave it empty for none).")
+    try: return cls(path, threads=threads)
+    except Exception as e: raise CandidateError(f"settings.ini [app] candidate = {path.stem} cannot be run: {e}") from None
+
 # %% ../nbs/06_monitor.ipynb #babf2431
 class Monitor:
     "Answer with the current model, run the candidate in shadow on the same picture, and log both answers."
     def __init__(self, predictor,          # a `bear_app.predict.Predictor`: the model whose answers are shown
                  log=None,                 # a `PredictionLog` or its path (default: `[monitor] log`)
-                 candidate=None,           # a `Predictor` or model path run in shadow (default: `[app] candidate`)
+                 candidate=None,           # a `Predictor` or model path run in shadow (default: `[app] candidate`; False: none)
                  settings:MonitorSettings|None=None, # default: `monitor_settings()`
                  source:str='app',         # what the rows say produced them: app or cli
                  threads:int|None=None):   # CPU threads for the models this creates
         self.settings, self.source = settings or monitor_settings(), source
         self.predictor = predictor
-        cand = candidate if candidate is not None else self.settings.candidate
-        self.candidate = type(predictor)(cand, threads=threads) if isinstance(cand, (str, Path)) else cand  # same class: no import of predict
+        cand = self.settings.candidate if candidate is None else candidate or None
+        self.candidate = load_candidate(type(predictor), cand, threads) if isinstance(cand, (str, Path)) else cand  # no import of predict
         self.log = log if isinstance(log, PredictionLog) else PredictionLog(log or self.settings.log, self.settings.retention_days)
         self.version = model_version(self.predictor.model, self.predictor.card)
         self.cand_version = model_version(self.candidate.model, self.candidate.card) if self.candidate else None

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from conftest import BEAR_DATA, ROOT, needs_bear_data
 from bear_app.images import open_image, visible_files
-from bear_app.monitor import (MonitorSettings, Monitor, PredictionLog, InboxFull, NOT_ANY, generated_images, image_facts,
+from bear_app.monitor import (MonitorSettings, Monitor, PredictionLog, CandidateError, InboxFull, NOT_ANY, generated_images, image_facts,
                               keep_model_version, main, model_versions, monitor_settings, record_feedback, report,
                               review_rows, share_photo, shadow_stats, write_review)
 
@@ -260,6 +260,29 @@ def test_kept_version_runs_in_shadow_and_every_row_holds_both_answers(tmp_path, 
     assert rows[0]['cand_probs'] == pytest.approx(rows[0]['probs'], abs=1e-5)
     sh = report(mon.log, *card_and_ood(), ms)['shadow']
     assert len(sh) == 1 and sh[0]['n'] == 2 and sh[0]['agreement'] == 1.0
+
+def settings_with_candidate(tmp:Path, name:str)->Path:
+    "The project's settings.ini with `[app] candidate = name`, absolute paths, written into `tmp`."
+    text = (ROOT/'settings.ini').read_text().replace('\ncandidate =', f'\ncandidate = {name}')
+    text = text.replace('\nmodels = models', f'\nmodels = {ROOT/"models"}').replace('\ndata = ', f'\ndata = {tmp}/data\n# ')
+    (tmp/'settings.ini').write_text(text)
+    return tmp/'settings.ini'
+
+@needs_model
+def test_a_wrong_candidate_name_is_named_and_the_app_still_logs(tmp_path, predictor, monkeypatch, capsys):
+    "A typo in `[app] candidate`: bear-predict --log says which setting is wrong; the app logs its answers without it."
+    from bear_app.app import BearApp, upload_value
+    from bear_app.predict import main as predict
+    monkeypatch.setenv('BEAR_SETTINGS', str(settings_with_candidate(tmp_path, 'bear_model-nope')))
+    monkeypatch.setenv('BEAR_LOG', str(tmp_path/'log.sqlite'))
+    with pytest.raises(CandidateError, match=r'\[app\] candidate = bear_model-nope'): Monitor(predictor)
+    assert predict(['--log', str(tmp_path/'log.sqlite'), str(ONNX.with_name('bear_model.png'))]) == 2
+    assert 'candidate = bear_model-nope' in capsys.readouterr().err
+    app = BearApp(predictor)
+    app.log_answers = True                                            # as when BearApp loads its own predictor
+    app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))])
+    app.btn_run.click()
+    assert len(PredictionLog(tmp_path/'log.sqlite').rows()) == 1 and len(app.box_feedback.children) == 1
 
 def test_shadow_report_compares_current_and_candidate(tmp_path):
     log = PredictionLog(tmp_path/'p.sqlite')
