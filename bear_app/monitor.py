@@ -489,10 +489,11 @@ def share_photo(log:PredictionLog, log_id:int, # the logged prediction the visit
 
 # %% ../nbs/06_monitor.ipynb #db4a3037
 def unshare_photo(log:PredictionLog, log_id:int, data:Path)->bool: # whether a shared photo was withdrawn
-    "Withdraw consent: delete the photo of `log_id` from the inbox and forget that it was shared."
+    "Withdraw consent: forget that the photo of `log_id` was shared, and delete it unless another answer still shares it."
     r = log.get(log_id)
     if not r or not r['shared']: return False
-    (Path(data)/r['shared']).unlink(missing_ok=True)
+    with log.lock: others = log.con.execute('SELECT COUNT(*) FROM predictions WHERE shared = ? AND id != ?', (r['shared'], int(log_id))).fetchone()[0]
+    if not others: (Path(data)/r['shared']).unlink(missing_ok=True)   # the same photo uploaded twice is one file
     log.update(log_id, shared=None)
     return True
 
@@ -510,18 +511,18 @@ Monitor.feedback, Monitor.share = feedback, share
 # %% ../nbs/06_monitor.ipynb #2f545670
 def review_rows(log:PredictionLog, data:Path, low_confidence:float=0.6)->list: # rows for `bear-clean apply`
     "Decisions (file, action, category, reason, score) for shared photos in the inbox that were flagged, unsure or disputed."
-    out = []
+    out, words = {}, lambda a: 'none of the categories' if a == NOT_ANY else a
     decide = lambda cat: ('delete', '') if cat == NOT_ANY else ('relabel', cat)
     for r in log.rows():
         if not r['shared'] or r['error'] or not (Path(data)/r['shared']).is_file(): continue
         shown, t, check = answer_of(r['label'], r['ood']), r['truth'], '' if r['truth'] else '; no visitor answer: check'
-        if t and t != shown: (a, c), why, score = decide(t), f"visitor says {t}; the model said {shown} ({r['probability']:.2f})", 1.0
+        if t and t != shown: (a, c), why, score = decide(t), f"visitor says {words(t)}; the model said {words(shown)} ({r['probability']:.2f})", 1.0
         elif r['ood']: (a, c), why, score = decide(t or NOT_ANY), f"the model said not like any category (score {r['ood_score']:.2f}){check}", r['ood_score']
         elif r['probability'] < low_confidence:
             (a, c), why, score = decide(t or r['label']), f"the model was unsure: {r['label']} {r['probability']:.2f}{check}", 1 - r['probability']
         else: continue
-        out.append({'file': r['shared'], 'action': a, 'category': c, 'reason': f"prediction #{r['id']}: {why}", 'score': round(score, 4)})
-    return sorted(out, key=lambda x: -x['score'])
+        out[r['shared']] = {'file': r['shared'], 'action': a, 'category': c, 'reason': f"prediction #{r['id']}: {why}", 'score': round(score, 4)}
+    return sorted(out.values(), key=lambda x: -x['score'])   # one decision per file: its latest answer's
 
 def write_review(rows:list, dest:Path)->Path:
     "Write decision rows as the CSV `bear-clean apply` reads."

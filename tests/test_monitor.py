@@ -9,7 +9,7 @@ from conftest import BEAR_DATA, ROOT, needs_bear_data
 from bear_app.images import open_image, visible_files
 from bear_app.monitor import (MonitorSettings, Monitor, PredictionLog, CandidateError, InboxFull, NOT_ANY, generated_images, image_facts,
                               keep_model_version, main, model_versions, monitor_settings, record_feedback, report,
-                              review_rows, share_photo, shadow_stats, write_review)
+                              review_rows, share_photo, shadow_stats, unshare_photo, write_review)
 
 BIN = Path(sys.executable).parent
 ONNX = ROOT/'models'/'bear_model.onnx'
@@ -192,6 +192,25 @@ def test_with_consent_the_photo_lands_in_the_inbox(tmp_path, predictor):
     with pytest.raises(InboxFull, match='inbox is full'):
         share_photo(mon.log, r2['log_id'], random_jpeg(4, (900, 900)), ms.inbox, ms.data, quota_mb=0.05)
     assert sorted(p.name for p in ms.inbox.iterdir()) == [dest.name]        # nothing half-written left behind
+
+def test_the_same_photo_shared_twice_stays_until_both_take_it_back(tmp_path):
+    "A visitor uploads one photo twice and shares both answers; unsharing the second keeps the first's photo for review."
+    data = tmp_path/'data'
+    log = PredictionLog(tmp_path/'p.sqlite')
+    photo = random_jpeg(20, (64, 64))
+    probs = {'black': .05, 'grizzly': .9, 'teddy': .05}
+    row = lambda label: {'label': label, 'probability': .9, 'ood': False, 'probs': probs, **image_facts(open_image(photo), photo)}
+    a, b = log.add([row('grizzly'), row('grizzly')])
+    record_feedback(log, a, 'teddy')                                  # the correction a person should review
+    share_photo(log, a, photo, data/'.inbox', data)
+    dest = share_photo(log, b, photo, data/'.inbox', data)
+    record_feedback(log, b, 'not a bear')                             # two answers for one file: one decision, the latest
+    assert [(r['action'], r['category'], r['reason']) for r in review_rows(log, data)] == \
+        [('delete', '', f'prediction #{b}: visitor says none of the categories; the model said grizzly (0.90)')]
+    assert unshare_photo(log, b, data)                                # the second answer's box unticked
+    assert dest.exists() and log.get(a)['shared'] and not log.get(b)['shared']
+    assert [(r['action'], r['category']) for r in review_rows(log, data)] == [('relabel', 'teddy')]
+    assert unshare_photo(log, a, data) and not dest.exists()          # the last one out deletes it
 
 def test_feedback_answers(tmp_path):
     log = PredictionLog(tmp_path/'p.sqlite')
