@@ -108,7 +108,7 @@ class BearApp:
         self._predictor = predictor
         self._loading = None if predictor is not None else load_predictor_in_background()
         self.not_a_bear = not_a_bear_message(self.settings.categories)
-        self.lbl_title = widgets.Label(self.settings.title)
+        self.lbl_title = widgets.Label(self.settings.title, style={'font_size': '1.5em', 'font_weight': 'bold'})
         self.btn_upload = widgets.FileUpload(accept='image/*,.heic,.heif', multiple=True, description='Upload')
         self.btn_run = widgets.Button(description='Classify', disabled=True, button_style='primary')
         self.out_pl = widgets.Output()
@@ -167,10 +167,10 @@ def feedback_row(self:BearApp, r:dict)->widgets.VBox:
                                    style={'button_width': 'auto'})
         cb = widgets.Checkbox(value=False, description='share this photo to help improve the model', indent=False,
                              layout=widgets.Layout(width='auto'))
-        lbl = widgets.Label()
-        tb.observe(lambda ch: self.on_feedback(i, ch['new'], lbl), names='value')
-        cb.observe(lambda ch: self.on_share(i, ch['new'], lbl), names='value')
-        self._rows[i] = widgets.VBox([widgets.Label(r['name']), tb, widgets.HBox([cb, lbl])])
+        said, shared = [widgets.Label(style={'text_color': '#2e7d32'}, layout=widgets.Layout(margin='0 0 0 1em')) for _ in 'ab']
+        tb.observe(lambda ch: self.on_feedback(i, ch['new'], said), names='value')   # each thanks by what it thanks for
+        cb.observe(lambda ch: self.on_share(i, ch['new'], shared), names='value')
+        self._rows[i] = widgets.VBox([widgets.Label(r['name']), *(widgets.HBox(w, layout=widgets.Layout(align_items='flex-end')) for w in ([tb, said], [cb, shared]))])
         self._rows[i].add_class('bear-feedback')
     return self._rows[i]
 

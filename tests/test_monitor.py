@@ -328,16 +328,16 @@ def test_app_logs_every_answer_and_takes_feedback_and_consent(tmp_path, predicto
     rows = app.monitor.log.rows()
     assert len(rows) == 3 and rows[2]['error'] and all(r['model'] == predictor.card['pkl_sha256'] for r in rows)
     assert len(app.box_feedback.children) == 2                       # no "Right?" under the unreadable file
-    name, right, share = app.box_feedback.children[0].children
-    share_box, status = share.children
+    name, (right, thanks), (share_box, status) = [getattr(w, 'children', w) for w in app.box_feedback.children[0].children]
     assert right.description == 'Right?' and list(right.options) == ['yes', 'black', 'grizzly', 'teddy', 'not a bear']
     right.value = 'grizzly'
-    assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly' and status.value == 'Thanks!'
-    app.box_feedback.children[1].children[1].value = 'not a bear'
+    assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly'
+    assert (thanks.value, status.value) == ('Thanks!', '')           # the thanks sits by the answer it thanks for
+    app.box_feedback.children[1].children[1].children[0].value = 'not a bear'
     assert app.monitor.log.get(rows[1]['id'])['truth'] == NOT_ANY
     assert not ms.inbox.exists()                                      # nothing shared yet
     share_box.value = True
-    assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)]
+    assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)] and 'review' in status.value
     share_box.value = False                                           # consent withdrawn
     assert list(ms.inbox.iterdir()) == [] and app.monitor.log.get(rows[0]['id'])['shared'] is None
 
