@@ -81,6 +81,23 @@ def test_no_file_shows_a_visitor_an_exception_name(app):
     label, html = classify(BearApp(Broken()), ('bear.jpg', b'whatever'))
     assert label.startswith('bear.jpg: ') and 'RuntimeError' not in label and 'onnx' not in label, label
 
+@needs_cases
+def test_a_model_that_cannot_load_is_the_service_not_the_photo(tmp_path, monkeypatch):
+    "A clone without Git LFS: the model files are pointers. The visitor is told the service is unavailable, not that the photo is bad."
+    import bear_app.app
+    (tmp_path/'models').mkdir()
+    for suf in ('.onnx', '.pkl'): (tmp_path/'models'/f'bear_model{suf}').write_bytes((CASES/'predict'/'bear_model.pkl.lfs-pointer').read_bytes())
+    from bear_app.config import find_settings
+    ini = find_settings().read_text().replace('\nmodels = models', f'\nmodels = {tmp_path/"models"}')
+    (tmp_path/'settings.ini').write_text(ini)
+    monkeypatch.setenv('BEAR_SETTINGS', str(tmp_path/'settings.ini'))
+    monkeypatch.setenv('BEAR_LOG', str(tmp_path/'log.sqlite'))
+    monkeypatch.setattr(bear_app.app, '_loading', None)            # this process loads its predictor afresh
+    app = BearApp()
+    label, html = classify(app, ('bear.jpg', encode(photo(), 'JPEG')))
+    assert 'unavailable' in label and 'photo' not in label.split('(')[0], label
+    assert html == []
+
 # --- unusual but valid files: a prediction ---
 
 def animated_gif():
