@@ -562,6 +562,12 @@ def _since(s:str)->str:
     try: return date.fromisoformat(s).isoformat()
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a date like 2026-11-30") from None
 
+def _days(s:str)->float:
+    try: d = float(s)
+    except ValueError: d = None
+    if d is None or not d > 0: raise argparse.ArgumentTypeError(f"{s!r}: give a number of days more than 0 (rows older than that are deleted)")
+    return d
+
 def _open_log(path:Path)->PredictionLog:
     if not Path(path).is_file(): raise FileNotFoundError(f"No prediction log at {path} yet: the app and `bear-predict --log` write it.")
     return PredictionLog(path)
@@ -577,7 +583,7 @@ def _parser():
     v = sub.add_parser('review', help='write a decisions CSV for bear-clean apply from the shared photos worth a look')
     v.add_argument('--decisions', required=True, help='the CSV to write'); v.add_argument('--log'); v.add_argument('--data')
     p = sub.add_parser('prune', help='delete rows older than the retention period')
-    p.add_argument('--log'); p.add_argument('--days', type=float)
+    p.add_argument('--log'); p.add_argument('--days', type=_days)
     sub.add_parser('versions', help='list the model versions kept in models/')
     return ap
 
@@ -593,12 +599,16 @@ def main(argv:list|None=None)->int:
         log = _open_log(Path(a.log) if a.log else ms.log)
         if a.cmd == 'report':
             model = Path(a.model) if a.model else s.models_path/f'{s.model_name}.onnx'
+            if not model.with_suffix('.json').is_file():
+                raise ValueError(f"There is no model card {model.with_suffix('.json').name} beside {model}: give the .onnx bear-train wrote.")
             card = json.loads(model.with_suffix('.json').read_text())
             oodf = model.with_name(model.stem + '.ood.json')
             rep = report(log, card, json.loads(oodf.read_text()) if oodf.exists() else None, ms, a.since)
             print(json.dumps(rep, indent=1) if a.json else format_report(rep))
         elif a.cmd == 'review':
             data = Path(a.data) if a.data else ms.data
+            if not data.is_dir(): raise ValueError(f"There is no data folder at {data}.")
+            if Path(a.decisions).is_dir(): raise ValueError(f"{a.decisions} is a folder: give the name of the CSV file to write.")
             rows = review_rows(log, data, ms.low_confidence)
             write_review(rows, Path(a.decisions))
             print(f"{len(rows)} shared photos to review in {a.decisions}; apply with: bear-clean apply {a.decisions} --data {data}", file=sys.stderr)

@@ -142,6 +142,22 @@ def test_report_command_explains_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit): main(['report', '--since', 'last tuesday'])
     assert 'is not a date like' in capsys.readouterr().err
 
+def test_commands_refuse_what_would_lose_rows_or_crash(tmp_path, capsys):
+    "Negative days would delete every row; a folder as the CSV, a model without its card: one line each, nothing lost."
+    log = PredictionLog(tmp_path/'p.sqlite')
+    log.add([{'label': 'grizzly', 'probability': .9, 'ood': False}] * 3); log.close()
+    for days in ('-5', '0'):
+        with pytest.raises(SystemExit): main(['prune', '--log', str(tmp_path/'p.sqlite'), '--days', days])
+        assert 'more than 0' in capsys.readouterr().err
+    assert PredictionLog(tmp_path/'p.sqlite').count() == 3
+    (tmp_path/'folder').mkdir()
+    assert main(['review', '--decisions', str(tmp_path/'folder'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path)]) == 1
+    assert main(['review', '--decisions', str(tmp_path/'d.csv'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path/'nope')]) == 1
+    assert main(['report', '--log', str(tmp_path/'p.sqlite'), '--model', str(tmp_path/'nope.onnx')]) == 1
+    err = capsys.readouterr().err
+    assert 'is a folder' in err and 'no data folder' in err and 'no model card' in err, err
+    assert 'Errno' not in err and 'Traceback' not in err, err
+
 # --- feedback, consent, review ---------------------------------------------------------------------------------
 
 def files_holding(roots:list, needles:list, newer_than:float)->list:
