@@ -59,6 +59,7 @@ def monitor_settings(path:Path|None=None, # settings.ini (default: `find_setting
         if k not in m: continue
         try: kw[k] = typ(m[k])
         except ValueError: raise ValueError(f"{path.name} [monitor] {k} = {m[k]!r}: expected a number") from None
+        if kw[k] < 0: raise ValueError(f"{path.name} [monitor] {k} = {m[k]}: expected a number not below 0")   # -1 days would empty the log
     inbox = Path(m.get('inbox', '.inbox'))
     if inbox.is_absolute() or '..' in inbox.parts: raise ValueError(f"{path.name} [monitor] inbox must be a folder inside the data folder, not {inbox}")
     cand = ini_section('app', path).get('candidate', '').strip()

@@ -74,6 +74,8 @@ def test_settings_without_a_monitor_section_use_the_defaults(tmp_path):
     assert (ms.log, ms.inbox, ms.retention_days, ms.candidate) == (tmp_path/'logs'/'predictions.sqlite', tmp_path/'pets'/'.inbox', 90, None)
     (tmp_path/'settings.ini').write_text("[categories]\ncat = cat\n[monitor]\ninbox = ../elsewhere\n")
     with pytest.raises(ValueError, match='inside the data folder'): monitor_settings(tmp_path/'settings.ini', env={})
+    (tmp_path/'settings.ini').write_text("[categories]\ncat = cat\n[monitor]\nretention_days = -1\n")   # would empty the log
+    with pytest.raises(ValueError, match='retention_days'): monitor_settings(tmp_path/'settings.ini', env={})
 
 # --- the report and its drift alarm ------------------------------------------------------------------------------
 
