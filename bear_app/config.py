@@ -46,7 +46,6 @@ class Settings:
     models_path: Path = Path('models')
     model_name: str = 'bear_model'
     title: str = 'Select your bear!'
-    small: bool = False           # tiny runs for CI (BEAR_SMALL=1)
 
     @property
     def vocab(self): return sorted(self.categories)
@@ -118,8 +117,7 @@ def read_settings(path:Path|None=None, # settings.ini to read (default: `find_se
     p = v.get('paths', {})
     return Settings(categories=v['categories'], **v.get('gather', {}), **v.get('train', {}),
                     data_path=root/env.get('BEAR_DATA', p.get('data', 'data')), models_path=root/p.get('models', 'models'),
-                    model_name=p.get('model_name', 'bear_model'), title=v.get('app', {}).get('title', Settings.title),
-                    small=env.get('BEAR_SMALL', '') not in ('', '0'))
+                    model_name=p.get('model_name', 'bear_model'), title=v.get('app', {}).get('title', Settings.title))
 
 # %% ../nbs/00_config.ipynb #4b993253
 _cache = {}

@@ -71,6 +71,5 @@ def test_hidden_files_are_skipped_by_gather_and_training(folder, tmp_path):
     assert not set(HIDDEN) & {f.name for f in dataset_files(s, folder)}
 
 @needs_cases
-@pytest.mark.xfail(strict=False, reason="bear-predict expands folders itself; its owner is moving it onto images.visible_files (issue 12, kind 4)")
 def test_hidden_files_are_skipped_by_bear_predict(folder):
     assert not set(HIDDEN) & set(predict_verdicts(folder))

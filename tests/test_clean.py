@@ -231,7 +231,7 @@ def test_kfold_probs_are_out_of_sample(toy):
         def get_preds(self, dl):
             import torch
             return torch.tensor(label_probs(dl)), None
-    s = dataclasses.replace(_settings(toy), small=True)
+    s = _settings(toy)
     p = kfold_probs(s, files, k=3, train=lambda s, fs: Fake(fs))
     assert len(trained) == 3 and sorted(f for _, fs in predicted for f in fs) == sorted(files)
     for i, fs in predicted: assert not trained[i] & set(fs)
@@ -239,7 +239,7 @@ def test_kfold_probs_are_out_of_sample(toy):
 
 def _settings(d):
     from bear_app.config import Settings
-    return Settings(categories={c: c for c in VOCAB}, data_path=d, batch_size=8, small=True)
+    return Settings(categories={c: c for c in VOCAB}, data_path=d, batch_size=8)
 
 def test_kfold_with_a_tiny_trained_learner(toy):
     "The real training path: two tiny learners give finite out-of-sample probabilities in vocab order."
