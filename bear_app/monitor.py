@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['COLUMNS', 'NOT_ANY', 'MODEL_SUFFIXES', 'MonitorSettings', 'candidate_path', 'monitor_settings', 'now', 'connect',
            'PredictionLog', 'rows', 'get', 'update', 'count', 'close', 'prune', 'model_version', 'image_facts',
-           'answer_of', 'answer_columns', 'failed', 'Monitor', 'predict', 'predict_many', 'psi', 'binom_sf',
-           'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats', 'report', 'format_report',
-           'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo', 'unshare_photo',
-           'feedback', 'share', 'review_rows', 'write_review', 'version_name', 'keep_model_version', 'model_versions',
-           'main']
+           'answer_of', 'answer_columns', 'failed', 'CandidateError', 'load_candidate', 'Monitor', 'predict',
+           'predict_many', 'psi', 'binom_sf', 'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats',
+           'report', 'format_report', 'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo',
+           'unshare_photo', 'feedback', 'share', 'review_rows', 'write_review', 'version_name', 'keep_model_version',
+           'model_versions', 'main']
 
 # %% ../nbs/06_monitor.ipynb #8d990525
 import argparse, hashlib, io, json, math, os, shutil, sqlite3, sys, threading, time
@@ -59,6 +59,7 @@ def monitor_settings(path:Path|None=None, # settings.ini (default: `find_setting
         if k not in m: continue
         try: kw[k] = typ(m[k])
         except ValueError: raise ValueError(f"{path.name} [monitor] {k} = {m[k]!r}: expected a number") from None
+        if kw[k] < 0: raise ValueError(f"{path.name} [monitor] {k} = {m[k]}: expected a number not below 0")   # -1 days would empty the log
     inbox = Path(m.get('inbox', '.inbox'))
     if inbox.is_absolute() or '..' in inbox.parts: raise ValueError(f"{path.name} [monitor] inbox must be a folder inside the data folder, not {inbox}")
     cand = ini_section('app', path).get('candidate', '').strip()
@@ -221,19 +222,35 @@ def failed(msg:str)->dict:
     "A prediction for a file that could not be read."
     return {'label': None, 'probability': None, 'probs': None, 'ood': None, 'ood_score': None, 'error': msg}
 
+# %% ../nbs/06_monitor.ipynb #0dfaed26
+class CandidateError(ValueError):
+    "The model named as candidate in settings.ini cannot be run in shadow."
+
+def load_candidate(cls,                 # the current predictor's class: the candidate runs the same way
+                   path:Path,           # the candidate's model file (`MonitorSettings.candidate`)
+                   threads:int|None=None, # CPU threads for it
+                  ):
+    "The candidate's predictor, or a `CandidateError` that names the setting to fix."
+    path = Path(path)
+    if not path.exists():
+        raise CandidateError(f"settings.ini [app] candidate = {path.stem}: there is no model {path.name} in {path.parent}; "
+                             "`bear-monitor versions` lists the kept ones (leave it empty for none).")
+    try: return cls(path, threads=threads)
+    except Exception as e: raise CandidateError(f"settings.ini [app] candidate = {path.stem} cannot be run: {e}") from None
+
 # %% ../nbs/06_monitor.ipynb #babf2431
 class Monitor:
     "Answer with the current model, run the candidate in shadow on the same picture, and log both answers."
     def __init__(self, predictor,          # a `bear_app.predict.Predictor`: the model whose answers are shown
                  log=None,                 # a `PredictionLog` or its path (default: `[monitor] log`)
-                 candidate=None,           # a `Predictor` or model path run in shadow (default: `[app] candidate`)
+                 candidate=None,           # a `Predictor` or model path run in shadow (default: `[app] candidate`; False: none)
                  settings:MonitorSettings|None=None, # default: `monitor_settings()`
                  source:str='app',         # what the rows say produced them: app or cli
                  threads:int|None=None):   # CPU threads for the models this creates
         self.settings, self.source = settings or monitor_settings(), source
         self.predictor = predictor
-        cand = candidate if candidate is not None else self.settings.candidate
-        self.candidate = type(predictor)(cand, threads=threads) if isinstance(cand, (str, Path)) else cand  # same class: no import of predict
+        cand = self.settings.candidate if candidate is None else candidate or None
+        self.candidate = load_candidate(type(predictor), cand, threads) if isinstance(cand, (str, Path)) else cand  # no import of predict
         self.log = log if isinstance(log, PredictionLog) else PredictionLog(log or self.settings.log, self.settings.retention_days)
         self.version = model_version(self.predictor.model, self.predictor.card)
         self.cand_version = model_version(self.candidate.model, self.candidate.card) if self.candidate else None
@@ -473,10 +490,11 @@ def share_photo(log:PredictionLog, log_id:int, # the logged prediction the visit
 
 # %% ../nbs/06_monitor.ipynb #db4a3037
 def unshare_photo(log:PredictionLog, log_id:int, data:Path)->bool: # whether a shared photo was withdrawn
-    "Withdraw consent: delete the photo of `log_id` from the inbox and forget that it was shared."
+    "Withdraw consent: forget that the photo of `log_id` was shared, and delete it unless another answer still shares it."
     r = log.get(log_id)
     if not r or not r['shared']: return False
-    (Path(data)/r['shared']).unlink(missing_ok=True)
+    with log.lock: others = log.con.execute('SELECT COUNT(*) FROM predictions WHERE shared = ? AND id != ?', (r['shared'], int(log_id))).fetchone()[0]
+    if not others: (Path(data)/r['shared']).unlink(missing_ok=True)   # the same photo uploaded twice is one file
     log.update(log_id, shared=None)
     return True
 
@@ -494,18 +512,18 @@ Monitor.feedback, Monitor.share = feedback, share
 # %% ../nbs/06_monitor.ipynb #2f545670
 def review_rows(log:PredictionLog, data:Path, low_confidence:float=0.6)->list: # rows for `bear-clean apply`
     "Decisions (file, action, category, reason, score) for shared photos in the inbox that were flagged, unsure or disputed."
-    out = []
+    out, words = {}, lambda a: 'none of the categories' if a == NOT_ANY else a
     decide = lambda cat: ('delete', '') if cat == NOT_ANY else ('relabel', cat)
     for r in log.rows():
         if not r['shared'] or r['error'] or not (Path(data)/r['shared']).is_file(): continue
         shown, t, check = answer_of(r['label'], r['ood']), r['truth'], '' if r['truth'] else '; no visitor answer: check'
-        if t and t != shown: (a, c), why, score = decide(t), f"visitor says {t}; the model said {shown} ({r['probability']:.2f})", 1.0
+        if t and t != shown: (a, c), why, score = decide(t), f"visitor says {words(t)}; the model said {words(shown)} ({r['probability']:.2f})", 1.0
         elif r['ood']: (a, c), why, score = decide(t or NOT_ANY), f"the model said not like any category (score {r['ood_score']:.2f}){check}", r['ood_score']
         elif r['probability'] < low_confidence:
             (a, c), why, score = decide(t or r['label']), f"the model was unsure: {r['label']} {r['probability']:.2f}{check}", 1 - r['probability']
         else: continue
-        out.append({'file': r['shared'], 'action': a, 'category': c, 'reason': f"prediction #{r['id']}: {why}", 'score': round(score, 4)})
-    return sorted(out, key=lambda x: -x['score'])
+        out[r['shared']] = {'file': r['shared'], 'action': a, 'category': c, 'reason': f"prediction #{r['id']}: {why}", 'score': round(score, 4)}
+    return sorted(out.values(), key=lambda x: -x['score'])   # one decision per file: its latest answer's
 
 def write_review(rows:list, dest:Path)->Path:
     "Write decision rows as the CSV `bear-clean apply` reads."
@@ -545,6 +563,12 @@ def _since(s:str)->str:
     try: return date.fromisoformat(s).isoformat()
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a date like 2026-11-30") from None
 
+def _days(s:str)->float:
+    try: d = float(s)
+    except ValueError: d = None
+    if d is None or not d > 0: raise argparse.ArgumentTypeError(f"{s!r}: give a number of days more than 0 (rows older than that are deleted)")
+    return d
+
 def _open_log(path:Path)->PredictionLog:
     if not Path(path).is_file(): raise FileNotFoundError(f"No prediction log at {path} yet: the app and `bear-predict --log` write it.")
     return PredictionLog(path)
@@ -560,7 +584,7 @@ def _parser():
     v = sub.add_parser('review', help='write a decisions CSV for bear-clean apply from the shared photos worth a look')
     v.add_argument('--decisions', required=True, help='the CSV to write'); v.add_argument('--log'); v.add_argument('--data')
     p = sub.add_parser('prune', help='delete rows older than the retention period')
-    p.add_argument('--log'); p.add_argument('--days', type=float)
+    p.add_argument('--log'); p.add_argument('--days', type=_days)
     sub.add_parser('versions', help='list the model versions kept in models/')
     return ap
 
@@ -576,12 +600,16 @@ def main(argv:list|None=None)->int:
         log = _open_log(Path(a.log) if a.log else ms.log)
         if a.cmd == 'report':
             model = Path(a.model) if a.model else s.models_path/f'{s.model_name}.onnx'
+            if not model.with_suffix('.json').is_file():
+                raise ValueError(f"There is no model card {model.with_suffix('.json').name} beside {model}: give the .onnx bear-train wrote.")
             card = json.loads(model.with_suffix('.json').read_text())
             oodf = model.with_name(model.stem + '.ood.json')
             rep = report(log, card, json.loads(oodf.read_text()) if oodf.exists() else None, ms, a.since)
             print(json.dumps(rep, indent=1) if a.json else format_report(rep))
         elif a.cmd == 'review':
             data = Path(a.data) if a.data else ms.data
+            if not data.is_dir(): raise ValueError(f"There is no data folder at {data}.")
+            if Path(a.decisions).is_dir(): raise ValueError(f"{a.decisions} is a folder: give the name of the CSV file to write.")
             rows = review_rows(log, data, ms.low_confidence)
             write_review(rows, Path(a.decisions))
             print(f"{len(rows)} shared photos to review in {a.decisions}; apply with: bear-clean apply {a.decisions} --data {data}", file=sys.stderr)

@@ -200,4 +200,8 @@ def main(argv:list|None=None):
     "`bear-app`: serve the app (options as for `voila`, e.g. `--port=8866 --Voila.ip=0.0.0.0`)."
     argv = sys.argv[1:] if argv is None else argv
     if not any(not a.startswith('-') for a in argv): argv = [str(app_notebook()), *argv]
+    try:                       # a bad setting stops the server with one line, before any visitor meets it
+        from bear_app.monitor import monitor_settings
+        app_settings(), monitor_settings()
+    except (ValueError, FileNotFoundError, configparser.Error) as e: print(f"bear-app: {e}", file=sys.stderr); raise SystemExit(2)
     BearVoila.launch_instance(argv)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PRESIZE', 'BOOK', 'FINETUNE', 'LOGITS', 'FEATURES', 'BOTH', 'CANDIDATES', 'OURS', 'UprightImage', 'UprightImageBlock',
-           'dataset_files', 'DatasetError', 'check_dataset', 'PresizedImages', 'split_units', 'GroupedSplitter',
+           'DatasetError', 'check_dataset', 'dataset_files', 'PresizedImages', 'split_units', 'GroupedSplitter',
            'group_folds', 'Recipe', 'bear_datablock', 'small_subset', 'small_recipe', 'PlainTensors', 'body_features',
            'frozen_features', 'head_inputs', 'fit_linear_head', 'collapse_head', 'CountSteps', 'fit_frozen_head',
            'train_learner', 'validation_metrics', 'save_confusion_png', 'fit_model_detector', 'export_model',
@@ -12,7 +12,7 @@ __all__ = ['PRESIZE', 'BOOK', 'FINETUNE', 'LOGITS', 'FEATURES', 'BOTH', 'CANDIDA
 
 # %% ../nbs/02_train.ipynb #a19bb20d
 import bear_app, dataclasses, hashlib, json, os, platform, random, sys, tempfile, time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from .model import (ImageNetProbe, LinearProbe, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier,
@@ -22,10 +22,11 @@ from fastai.vision.all import *
 from dataclasses import dataclass, asdict
 from .config import Settings, get_settings
 from .core import atomic_write, file_sha256, fingerprint
-from .images import NEAR_DUP_BITS, ImageError, open_image, image_files, near_duplicate_groups, verify_image, visible_files
+from .images import (NEAR_DUP_BITS, ImageError, open_image, image_files, near_duplicate_groups, readable_images,
+                             visible_files)
 from .config import ini_section
 from .ood import bank_copies, fit_detector, save_detector
-from .predict import UsageError, _Parser, cli, cli_settings, ood_path, reason, shrink, to_input
+from .predict import UsageError, _Parser, cli, cli_settings, ood_path, shrink, to_input
 
 # %% ../nbs/02_train.ipynb #0739a8b6
 class UprightImage(PILImage):
@@ -39,36 +40,27 @@ def UprightImageBlock():
     "An `ImageBlock` that opens files with `open_image`."
     return TransformBlock(type_tfms=UprightImage.create, batch_tfms=IntToFloatTensor)
 
-# %% ../nbs/02_train.ipynb #f8829d7e
-def dataset_files(s:Settings, path:Path|None=None)->list:
-    "The image files in the category folders of `path` (default: the data path), for the categories in settings."
-    path = Path(path or s.data_path)
-    if not path.exists(): raise FileNotFoundError(f"No data at {path}: run bear-gather, or set BEAR_DATA to your category folders")
-    return [f for f in image_files(path) if f.parent.name in s.categories]
-
 # %% ../nbs/02_train.ipynb #0c3e978b
 class DatasetError(UsageError):
     "The data cannot train a model (a category missing, empty or too small); the message names it and the fix."
-
-def _verdict(f:Path)->str|None:
-    try: verify_image(f); return None
-    except Exception as e: return reason(e)
 
 def check_dataset(s:Settings, path:Path|None=None, min_per_category:int=2)->tuple:
     "The usable photos of each category folder of `path` and `{file: reason}` for the files left out; `DatasetError` if a category falls short."
     path = Path(path or s.data_path)
     if not path.is_dir(): raise DatasetError(f"No data folder at {path}: run bear-gather, or set BEAR_DATA (or --data) to your category folders")
-    good, bad, short = [], {}, []
-    for c in s.vocab:
-        fs = [f for f in visible_files([path/c]) if f.parent.name == c] if (path/c).is_dir() else []
-        with ThreadPoolExecutor(4) as ex: verdicts = list(ex.map(_verdict, fs))
-        ok = [f for f, v in zip(fs, verdicts) if v is None]
-        bad.update({f: v for f, v in zip(fs, verdicts) if v})
-        if len(ok) < min_per_category: short.append(f"'{c}' ({f'{len(ok)} usable photos in {path/c}' if (path/c).is_dir() else f'no folder {path/c}'})")
-        good += ok
+    fs = [f for c in s.vocab if (path/c).is_dir() for f in visible_files([path/c]) if f.parent.name == c]
+    good, bad = readable_images(fs)   # the verdict every stage gives (`verify_image`)
+    n = Counter(f.parent.name for f in good)
+    short = [f"'{c}' ({f'{n[c]} usable photos in {path/c}' if (path/c).is_dir() else f'no folder {path/c}'})" for c in s.vocab if n[c] < min_per_category]
     if short: raise DatasetError(f"cannot train: category {', '.join(short)}; each needs at least {min_per_category} photos: "
                                  "add photos (bear-gather), or remove the category from settings.ini")
     return good, bad
+
+def dataset_files(s:Settings, path:Path|None=None)->list:
+    "The photos of the categories in settings.ini under `path` (default: the data path) that every stage can read; the others are named on stderr."
+    good, bad = check_dataset(s, path, min_per_category=0)
+    for f, why in bad.items(): print(f"skipped {f.relative_to(Path(path or s.data_path)).as_posix()}: {why}", file=sys.stderr)
+    return good
 
 # %% ../nbs/02_train.ipynb #42cad3bd
 PRESIZE = 1.15  # training images are shrunk to a short side of PRESIZE * size before Resize

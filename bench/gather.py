@@ -17,7 +17,8 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 from PIL import Image
 from fastai.vision.utils import download_images
-from bear_app.gather import LoopbackHost, gather, search_images, http_search_backend
+from bear_app.gather import gather, search_images, http_search_backend
+from bear_app.testing import LoopbackHost
 
 def decodes(p):
     try:

@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BEAR_DATA = Path(os.environ.get('BEAR_DATA', ROOT.parent/'shared'/'data'/'bears')).resolve()
 needs_bear_data = pytest.mark.skipif(not BEAR_DATA.is_dir(), reason=f"real bear photos not found at {BEAR_DATA} (set BEAR_DATA)")
 CASES = ROOT.parent/'shared'/'cases'
-needs_cases = pytest.mark.skipif(not CASES.is_dir(), reason=f"the awkward-input cases are not at {CASES}")
+needs_cases = pytest.mark.skipif(not CASES.is_dir(), reason=f"the awkward-input cases are not at {CASES} (they sit beside the repository)")
 
 _connect = socket.socket.connect
 def _loopback_only(self, address):

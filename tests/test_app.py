@@ -8,7 +8,7 @@ from PIL import Image
 from bear_app.app import BearApp, upload_value
 from bear_app.config import get_settings
 from bear_app.predict import Predictor
-from conftest import BEAR_DATA, needs_bear_data
+from conftest import BEAR_DATA, CASES, needs_bear_data, needs_cases
 
 @pytest.fixture(scope='module')
 def predictor(): return Predictor()
@@ -66,6 +66,37 @@ def test_messages_say_what_is_wrong(app):
     assert 'too large' in classify(app, ('b.png', png_header_bomb()))[0]
     assert 'not an image' in classify(app, ('t.jpg', b'hello'))[0]
     assert 'damaged or incomplete' in classify(app, ('t.jpg', encode(photo(), 'JPEG')[:600]))[0]
+
+@needs_cases
+def test_no_file_shows_a_visitor_an_exception_name(app):
+    "Every awkward file of ../shared/cases/images at once: one line each, in words, never a Python exception's name."
+    files = [(f.name, f.read_bytes()) for f in sorted((CASES/'images').iterdir())]
+    label, html = classify(app, *files)
+    assert label.startswith(f'{len(files)} files classified') and len(html) == len(files), label
+    for text in html:
+        assert not any(w in text for w in ('Error', 'Exception')), text
+    class Broken:                            # a model that fails on a photo that opened fine
+        def open(self, data): return photo()
+        def predict(self, img): raise RuntimeError('onnx: input 0 has the wrong shape')
+    label, html = classify(BearApp(Broken()), ('bear.jpg', b'whatever'))
+    assert label.startswith('bear.jpg: ') and 'RuntimeError' not in label and 'onnx' not in label, label
+
+@needs_cases
+def test_a_model_that_cannot_load_is_the_service_not_the_photo(tmp_path, monkeypatch):
+    "A clone without Git LFS: the model files are pointers. The visitor is told the service is unavailable, not that the photo is bad."
+    import bear_app.app
+    (tmp_path/'models').mkdir()
+    for suf in ('.onnx', '.pkl'): (tmp_path/'models'/f'bear_model{suf}').write_bytes((CASES/'predict'/'bear_model.pkl.lfs-pointer').read_bytes())
+    from bear_app.config import find_settings
+    ini = find_settings().read_text().replace('\nmodels = models', f'\nmodels = {tmp_path/"models"}')
+    (tmp_path/'settings.ini').write_text(ini)
+    monkeypatch.setenv('BEAR_SETTINGS', str(tmp_path/'settings.ini'))
+    monkeypatch.setenv('BEAR_LOG', str(tmp_path/'log.sqlite'))
+    monkeypatch.setattr(bear_app.app, '_loading', None)            # this process loads its predictor afresh
+    app = BearApp()
+    label, html = classify(app, ('bear.jpg', encode(photo(), 'JPEG')))
+    assert 'unavailable' in label and 'photo' not in label.split('(')[0], label
+    assert html == []
 
 # --- unusual but valid files: a prediction ---
 
@@ -165,6 +196,15 @@ def pins(path):
             name, ver = line.split('==', 1)
             out[name.strip().lower().replace('_', '-')] = ver.strip()
     return out
+
+def test_bear_app_with_a_bad_setting_says_which_in_one_line(tmp_path):
+    import subprocess, sys
+    from bear_app.config import find_settings
+    (tmp_path/'settings.ini').write_text(find_settings().read_text().replace('\nmax_visitors = ', '\nmax_visitors = many # '))
+    r = subprocess.run([sys.executable, '-c', 'from bear_app.serve import main; main()', '--port=1', '--no-browser'],
+                       env={**__import__('os').environ, 'BEAR_SETTINGS': str(tmp_path/'settings.ini')}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == f"bear-app: {tmp_path/'settings.ini'}: [app] max_visitors = 'many' is not a whole number"
 
 def test_binder_pins_agree_with_the_project():
     from conftest import ROOT

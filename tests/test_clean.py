@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bear_app.clean import (DELETE, KEEP, TRASH, Decision, DecisionCleaner, apply_decisions, cleaner_items, journal_moves,
-                            journal_path, kfold_probs, main, move_file, rank_candidates, toy_dataset,
+                            journal_path, kfold_probs, main, move_file, rank_candidates, read_decisions, split_names,
                             tree_state, undo)
 from bear_app.core import read_jsonl
-from bear_app.images import image_files
-
-ROOT = Path(__file__).resolve().parents[1]
+from bear_app.images import image_files, near_duplicate_groups
+from bear_app.testing import toy_dataset
+from conftest import BEAR_DATA, CASES, ROOT, needs_bear_data, needs_cases
 VOCAB = ['black', 'grizzly', 'teddy']
 
 def shas(data): return Counter(s for _, s in tree_state(data, hidden=True))
@@ -231,7 +231,7 @@ def test_kfold_probs_are_out_of_sample(toy):
         def get_preds(self, dl):
             import torch
             return torch.tensor(label_probs(dl)), None
-    s = dataclasses.replace(_settings(toy), small=True)
+    s = _settings(toy)
     p = kfold_probs(s, files, k=3, train=lambda s, fs: Fake(fs))
     assert len(trained) == 3 and sorted(f for _, fs in predicted for f in fs) == sorted(files)
     for i, fs in predicted: assert not trained[i] & set(fs)
@@ -239,7 +239,7 @@ def test_kfold_probs_are_out_of_sample(toy):
 
 def _settings(d):
     from bear_app.config import Settings
-    return Settings(categories={c: c for c in VOCAB}, data_path=d, batch_size=8, small=True)
+    return Settings(categories={c: c for c in VOCAB}, data_path=d, batch_size=8)
 
 def test_kfold_with_a_tiny_trained_learner(toy):
     "The real training path: two tiny learners give finite out-of-sample probabilities in vocab order."
@@ -272,4 +272,89 @@ def test_cli_candidates_apply_undo(toy, tmp_path):
     assert run_cli('undo', '--data', toy)[0] == 0
     assert tree_state(toy) == before
     dec.write_text('file,action,category\nblack/00000001.jpg,move,\n')
-    assert run_cli('apply', dec, '--data', toy)[0] == 1
+    assert run_cli('apply', dec, '--data', toy)[0] == 2
+
+# --- input as people produce it, the one split, CLI hygiene (issues 11 and 12) ---
+
+@needs_cases
+def test_decisions_saved_by_excel_are_read(toy):
+    "UTF-8 byte-order mark and CRLF line ends, as Excel's 'CSV UTF-8' writes them."
+    decs = read_decisions(CASES/'clean'/'decisions_excel.csv')
+    assert decs == [Decision('teddy/00000005.jpg', 'delete'), Decision('grizzly/00000002.jpg', 'relabel', 'black')]
+    rc, _ = run_cli('apply', CASES/'clean'/'decisions_excel.csv', '--data', toy)
+    assert rc == 0 and (toy/TRASH/'teddy'/'00000005.jpg').is_file() and (toy/'black'/'00000002-1.jpg').is_file()
+
+@needs_cases
+def test_relabel_to_a_misspelt_category_is_refused(toy, capsys):
+    before = tree_state(toy, hidden=True)
+    rc, _ = run_cli('apply', CASES/'clean'/'decisions_typo.csv', '--data', toy)
+    err = capsys.readouterr().err
+    assert rc == 2 and "'grizly', which is not a category" in err and 'black, grizzly, teddy' in err, err
+    assert tree_state(toy, hidden=True) == before and not (toy/'grizly').exists()     # nothing moved, no new folder
+    rc, _ = run_cli('apply', CASES/'clean'/'decisions_typo.csv', '--data', toy, '--allow-new-category')
+    assert rc == 0 and (toy/'grizly'/'00000004.jpg').is_file()
+
+def test_cli_usage_errors(tmp_path, capsys):
+    (tmp_path/'empty').mkdir()
+    for args, words in [(('candidates', '--data', tmp_path/'nowhere'), 'no such folder'),
+                        (('candidates', '--data', tmp_path/'empty'), 'no images'),
+                        (('apply', tmp_path/'none.csv', '--data', tmp_path/'empty'), 'no such file'),
+                        (('undo', '--data', tmp_path/'nowhere'), 'no such folder')]:
+        rc, _ = run_cli(*args)
+        err = capsys.readouterr().err
+        assert rc == 2 and words in err and len(err.strip().splitlines()) == 1 and 'Error' not in err, (args, err)
+
+def test_cli_bad_settings_and_version(tmp_path):
+    (tmp_path/'settings.ini').write_text('[categories]\nblack = black bear\n[train]\nepochs = five\n')
+    env = {**os.environ, 'BEAR_SETTINGS': str(tmp_path/'settings.ini')}
+    r = subprocess.run([sys.executable, '-c', 'import sys; from bear_app.clean import main; sys.exit(main())', 'undo'],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and 'settings.ini: [train] epochs' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, '-c', 'import sys; from bear_app.clean import main; sys.exit(main())', '--version'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith('bear-clean 0.'), r.stdout
+
+def test_kfold_folds_keep_near_duplicates_together(toy):
+    "A near-duplicate pair is predicted by the same fold's learner: it can never leak from training into its own test."
+    import shutil
+    shutil.copy(toy/'black'/'00000003.jpg', toy/'black'/'00000099.jpg')
+    files = image_files(toy)
+    groups = near_duplicate_groups(files)
+    assert groups
+    fold_of = {}
+    class Fake:
+        def __init__(self, fs): self.dls = self; self.vocab = VOCAB; self.n = len(fold_of)
+        def test_dl(self, fs, **kw):
+            for f in fs: fold_of[f] = id(self)
+            return fs
+        def no_bar(self): return nullcontext()
+        def get_preds(self, dl):
+            import torch
+            return torch.tensor(label_probs(dl)), None
+    kfold_probs(_settings(toy), files, k=3, train=lambda s, fs: Fake(fs))
+    for g in groups: assert len({fold_of[f] for f in g}) == 1, g
+
+def test_split_names_read_the_model_card(toy, tmp_path):
+    files = image_files(toy)
+    card = tmp_path/'card.json'
+    card.write_text('{"valid_files": ["black/00000001.jpg", "teddy/00000007.jpg"]}')
+    names = split_names(_settings(toy), files, toy, card)
+    assert sorted(f.relative_to(toy).as_posix() for f, n in zip(files, names) if n == 'Valid') == ['black/00000001.jpg', 'teddy/00000007.jpg']
+
+@needs_bear_data
+def test_valid_view_equals_the_split_bear_train_used():
+    "On the real photos: the cleaner's Valid files are the model card's validation files (or, for an older card, as many as it validated on, chosen as training chooses them)."
+    import json
+    from bear_app.config import get_settings
+    from bear_app.train import dataset_files, GroupedSplitter
+    s = dataclasses.replace(get_settings(), data_path=BEAR_DATA)
+    files = dataset_files(s, BEAR_DATA)
+    names = split_names(s, files, BEAR_DATA, s.card_file)
+    valid = {f.relative_to(BEAR_DATA).as_posix() for f, n in zip(files, names) if n == 'Valid'}
+    card = json.loads(s.card_file.read_text())
+    if 'valid_files' in card: assert valid == set(card['valid_files'])
+    else:
+        assert len(valid) == card['metrics']['n_valid']
+        order = sorted(files)
+        _, idx = GroupedSplitter(near_duplicate_groups(order), s.valid_pct, s.seed)(order)
+        assert valid == {order[i].relative_to(BEAR_DATA).as_posix() for i in idx}

@@ -1,12 +1,12 @@
 "Gathering against a loopback image host (200+ good images, 40+ bad answers), resuming, and the real scrape."
-import json, mimetypes, os, shutil, signal, subprocess, sys, time
+import json, mimetypes, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
-from bear_app.gather import (LoopbackHost, gather, search_images, read_manifest, folder_items, urls_file_items,
-                             SearchUnavailable, ConnectionPool, fetch_url)
+from bear_app.gather import (gather, search_images, read_manifest, folder_items, urls_file_items, http_search_backend,
+                             SearchUnavailable, http_pool, fetch_url)
 from bear_app.images import near_duplicate_groups, phash_file, verify_image
-
-ROOT = Path(__file__).resolve().parents[1]
+from bear_app.testing import LoopbackHost, make_image
+from conftest import CASES, ROOT, needs_cases
 KW = dict(timeout=(2, 1), deadline=2.5, max_bytes=300_000, workers=8, progress=False)  # slow hosts wait 3 s
 
 @pytest.fixture(scope='module')
@@ -14,7 +14,7 @@ def host():
     with LoopbackHost(n_good=70, slow_s=3) as h: yield h
 
 def items_of(host):
-    return [r | dict(category=c) for c, q in host.categories.items() for r in search_images(q, 200, backend=host.search)]
+    return [r | dict(category=c) for c, q in host.categories.items() for r in search_images(q, 200, backend=http_search_backend(host.search_url))]
 
 def state(dest):
     "Everything a run leaves behind: manifest (without timings) and the files on disk."
@@ -90,7 +90,7 @@ def test_killed_cli_run_resumes_to_same_state(host, first, tmp_path):
     p.send_signal(signal.SIGKILL); p.wait()
     assert 0 < len(read_manifest(dest/'manifest.jsonl')) < len(host.expect)
     out = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=40)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 1 and 'item(s) failed' in out.stderr and 'Traceback' not in out.stderr, out.stdout + out.stderr
     assert 'near-duplicates found: 3' in out.stdout
     assert state(dest) == state(first[0])
 
@@ -113,13 +113,13 @@ def test_connections_reused_and_idle_closes_survived(tmp_path):
     h = LoopbackHost(n_good=12, bad=False)
     h.idle_timeout = .3
     with h:
-        urls, pool = [u for us in h.urls.values() for u in us], ConnectionPool()
+        urls, pool = [u for us in h.urls.values() for u in us], http_pool()
         for u in urls[:10]: fetch_url(u, tmp_path/'a.part', pool=pool)
         assert h.connections == 1 and h.hits == 10
         time.sleep(1)  # the host drops the idle connection
         assert fetch_url(urls[10], tmp_path/'b.part', pool=pool)[0] == verify_image(tmp_path/'b.part')['format']
         assert h.connections == 2
-        pool.close()
+        pool.clear()
         n = h.connections
         rep = gather([dict(category=c, url=u) for c, us in h.urls.items() for u in us], tmp_path/'bears', **KW | dict(workers=4))
         assert rep.counts == {'ok': 36} and h.connections - n <= 4
@@ -133,7 +133,7 @@ def test_urls_file_same_path(host, tmp_path):
 
 def test_search_unreachable_message():
     def down(q, n): raise ConnectionError('Network is unreachable')
-    with pytest.raises(SearchUnavailable, match=r'image search unreachable: .*pass --urls FILE or --from-folder DIR'):
+    with pytest.raises(SearchUnavailable, match=r'image search unreachable: Network is unreachable.*pass --urls FILE or --from-folder DIR'):
         search_images('grizzly bear', 5, backend=down, retries=2, sleep=lambda s: None)
 
 def test_cli_reports_unreachable_search(tmp_path, host):
@@ -164,3 +164,91 @@ def test_real_scrape_from_folder(tmp_path):
     assert rep.near_duplicates >= 2
     near = [r for r in recs.values() if r['status'] == 'near_duplicate']
     assert any('grizzly/00000006' in r['reason'] or 'grizzly/00000057' in r['file'] for r in near), near
+
+# --- real-world input never breaks a run (issue 12: kinds 1, 2, 4, 7) ---
+
+INTERNAL = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|Traceback")
+
+def run_cli(args, env, cwd, timeout=60):
+    out = subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert not INTERNAL.search(out.stderr), out.stderr
+    return out
+
+@pytest.mark.parametrize('status, words', [(403, 'refused (HTTP 403'), (202, 'rate-limited (HTTP 202')])
+def test_cli_names_a_refused_or_throttled_search(tmp_path, status, words):
+    with LoopbackHost(n_good=5, bad=False, search_status=status) as h:
+        out = run_cli(['--search-url', h.search_url, '--retries', '2', '--backoff', '.05'], _settings(tmp_path, h), tmp_path)
+        assert h.searches == 3                      # retried with backoff before giving up
+    assert out.returncode == 1 and words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path/'bears'/'manifest.jsonl').exists()
+
+def test_search_with_no_results_is_retried_then_refused():
+    "ddgs reports a refused or throttled search as 'No results found': for a category that is never a real answer."
+    calls = []
+    def empty(q, n): calls.append(q); raise Exception('No results found.')
+    with pytest.raises(SearchUnavailable, match='no results'): search_images('grizzly bear', 5, backend=empty, retries=2, sleep=lambda s: None)
+    assert len(calls) == 3
+
+def test_cli_exits_non_zero_naming_an_empty_category(tmp_path):
+    with LoopbackHost(n_good=3, bad=True) as h:
+        urls = h.urls
+        (tmp_path/'urls.txt').write_text(f"black {urls['black'][0]}\ngrizzly {urls['grizzly'][0]}\nteddy {h.base}/bad/404/0.jpg\n")
+        out = run_cli(['--urls', str(tmp_path/'urls.txt')], _settings(tmp_path, h), tmp_path)
+    assert out.returncode == 1 and 'teddy ended empty' in out.stderr, out.stderr
+    assert re.search(r'black\s+1 images', out.stdout) and re.search(r'teddy\s+0 images\s+EMPTY', out.stdout), out.stdout
+
+@needs_cases
+def test_non_ascii_and_space_urls_are_percent_encoded(tmp_path):
+    with LoopbackHost(n_good=1, bad=False, fallback=make_image(5)) as h:
+        text = (CASES/'gather'/'urls_non_ascii.txt').read_text(encoding='utf-8').replace('HOST', h.base.split('//')[1])
+        (tmp_path/'urls.txt').write_text(text, encoding='utf-8')
+        rep = gather(urls_file_items(tmp_path/'urls.txt'), tmp_path/'bears', **KW)
+        assert '/img/oso_pe%C3%B1oles.jpg' in h.paths and '/img/oso%20negro.jpg' in h.paths, h.paths
+    recs = read_manifest(tmp_path/'bears'/'manifest.jsonl')
+    assert rep.failed == 0 and len(recs) == 3 and {r['status'] for r in recs.values()} <= {'ok', 'duplicate'}, recs
+
+def test_urls_file_from_a_spreadsheet_bom_and_crlf(tmp_path):
+    (tmp_path/'urls.txt').write_bytes('\ufeffblack http://127.0.0.1:9/a.jpg\r\n\r\n# c\r\nteddy http://127.0.0.1:9/b.jpg\r\n'.encode())
+    assert [(i['category'], i['url']) for i in urls_file_items(tmp_path/'urls.txt')] == [('black', 'http://127.0.0.1:9/a.jpg'), ('teddy', 'http://127.0.0.1:9/b.jpg')]
+
+def test_an_unexpected_exception_is_one_failed_item(host, tmp_path, monkeypatch):
+    "A bug or plugin crash on one item is that item's failure; every other item is done and in the manifest."
+    import bear_app.gather as g
+    real, bad = g.verify_image, host.urls['black'][2]
+    def crashes_once(p):
+        if crashes_once.n == 0: crashes_once.n += 1; raise UnicodeEncodeError('ascii', 'ñ', 0, 1, 'ordinal not in range(128)')
+        return real(p)
+    crashes_once.n = 0
+    monkeypatch.setattr(g, 'verify_image', crashes_once)
+    items = [dict(category='black', url=u) for u in host.urls['black'][:3]]
+    rep = gather(items, tmp_path/'bears', **KW)
+    recs = read_manifest(tmp_path/'bears'/'manifest.jsonl')
+    assert rep.failed == 1 and len(recs) == 3
+    failed = [r for r in recs.values() if r['status'] == 'failed']
+    assert len(failed) == 1 and 'could not be processed' in failed[0]['reason'] and not INTERNAL.search(failed[0]['reason'])
+
+@needs_cases
+def test_heic_from_a_folder_is_an_image(tmp_path):
+    (tmp_path/'own'/'grizzly').mkdir(parents=True)
+    shutil.copy(CASES/'gather'/'phone_photo.heic', tmp_path/'own'/'grizzly')
+    (tmp_path/'own'/'grizzly'/'._phone_photo.heic').write_bytes(b'\x00\x05\x16\x07Mac fork')
+    (tmp_path/'own'/'grizzly'/'.DS_Store').write_bytes(b'\x00\x00\x00\x01Bud1')
+    rep = gather(folder_items(tmp_path/'own'), tmp_path/'bears', **KW)
+    assert rep.counts == {'ok': 1} and (tmp_path/'bears'/'grizzly'/'phone_photo.heic').exists()
+
+def test_cli_usage_errors_are_one_line_and_exit_2(tmp_path):
+    with LoopbackHost(n_good=1, bad=False) as h: env = _settings(tmp_path, h)
+    (tmp_path/'empty'/'black').mkdir(parents=True)
+    cases = {'no such folder': ['--from-folder', str(tmp_path/'nowhere')], 'hold no files': ['--from-folder', str(tmp_path/'empty')],
+             'no such file': ['--urls', str(tmp_path/'nowhere.txt')]}
+    for words, args in cases.items():
+        out = run_cli(args, env, tmp_path)
+        assert out.returncode == 2 and words in out.stderr and len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
+    (tmp_path/'settings.ini').write_text('[categories]\nblack = black bear\n[gather]\nworkers = eight\n')
+    out = run_cli(['--from-folder', str(tmp_path/'empty')], env, tmp_path)
+    assert out.returncode == 2 and 'settings.ini: [gather] workers' in out.stderr and 'a whole number' in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+def test_cli_version():
+    out = subprocess.run(CLI + ['--version'], capture_output=True, text=True)
+    assert out.returncode == 0 and re.fullmatch(r'bear-gather \d+\.\d+\.\d+\n', out.stdout), out.stdout

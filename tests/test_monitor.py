@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from conftest import BEAR_DATA, ROOT, needs_bear_data
 from bear_app.images import open_image, visible_files
-from bear_app.monitor import (MonitorSettings, Monitor, PredictionLog, InboxFull, NOT_ANY, generated_images, image_facts,
+from bear_app.monitor import (MonitorSettings, Monitor, PredictionLog, CandidateError, InboxFull, NOT_ANY, generated_images, image_facts,
                               keep_model_version, main, model_versions, monitor_settings, record_feedback, report,
-                              review_rows, share_photo, shadow_stats, write_review)
+                              review_rows, share_photo, shadow_stats, unshare_photo, write_review)
 
 BIN = Path(sys.executable).parent
 ONNX = ROOT/'models'/'bear_model.onnx'
@@ -74,6 +74,8 @@ def test_settings_without_a_monitor_section_use_the_defaults(tmp_path):
     assert (ms.log, ms.inbox, ms.retention_days, ms.candidate) == (tmp_path/'logs'/'predictions.sqlite', tmp_path/'pets'/'.inbox', 90, None)
     (tmp_path/'settings.ini').write_text("[categories]\ncat = cat\n[monitor]\ninbox = ../elsewhere\n")
     with pytest.raises(ValueError, match='inside the data folder'): monitor_settings(tmp_path/'settings.ini', env={})
+    (tmp_path/'settings.ini').write_text("[categories]\ncat = cat\n[monitor]\nretention_days = -1\n")   # would empty the log
+    with pytest.raises(ValueError, match='retention_days'): monitor_settings(tmp_path/'settings.ini', env={})
 
 # --- the report and its drift alarm ------------------------------------------------------------------------------
 
@@ -142,6 +144,22 @@ def test_report_command_explains_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit): main(['report', '--since', 'last tuesday'])
     assert 'is not a date like' in capsys.readouterr().err
 
+def test_commands_refuse_what_would_lose_rows_or_crash(tmp_path, capsys):
+    "Negative days would delete every row; a folder as the CSV, a model without its card: one line each, nothing lost."
+    log = PredictionLog(tmp_path/'p.sqlite')
+    log.add([{'label': 'grizzly', 'probability': .9, 'ood': False}] * 3); log.close()
+    for days in ('-5', '0'):
+        with pytest.raises(SystemExit): main(['prune', '--log', str(tmp_path/'p.sqlite'), '--days', days])
+        assert 'more than 0' in capsys.readouterr().err
+    assert PredictionLog(tmp_path/'p.sqlite').count() == 3
+    (tmp_path/'folder').mkdir()
+    assert main(['review', '--decisions', str(tmp_path/'folder'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path)]) == 1
+    assert main(['review', '--decisions', str(tmp_path/'d.csv'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path/'nope')]) == 1
+    assert main(['report', '--log', str(tmp_path/'p.sqlite'), '--model', str(tmp_path/'nope.onnx')]) == 1
+    err = capsys.readouterr().err
+    assert 'is a folder' in err and 'no data folder' in err and 'no model card' in err, err
+    assert 'Errno' not in err and 'Traceback' not in err, err
+
 # --- feedback, consent, review ---------------------------------------------------------------------------------
 
 def files_holding(roots:list, needles:list, newer_than:float)->list:
@@ -192,6 +210,25 @@ def test_with_consent_the_photo_lands_in_the_inbox(tmp_path, predictor):
     with pytest.raises(InboxFull, match='inbox is full'):
         share_photo(mon.log, r2['log_id'], random_jpeg(4, (900, 900)), ms.inbox, ms.data, quota_mb=0.05)
     assert sorted(p.name for p in ms.inbox.iterdir()) == [dest.name]        # nothing half-written left behind
+
+def test_the_same_photo_shared_twice_stays_until_both_take_it_back(tmp_path):
+    "A visitor uploads one photo twice and shares both answers; unsharing the second keeps the first's photo for review."
+    data = tmp_path/'data'
+    log = PredictionLog(tmp_path/'p.sqlite')
+    photo = random_jpeg(20, (64, 64))
+    probs = {'black': .05, 'grizzly': .9, 'teddy': .05}
+    row = lambda label: {'label': label, 'probability': .9, 'ood': False, 'probs': probs, **image_facts(open_image(photo), photo)}
+    a, b = log.add([row('grizzly'), row('grizzly')])
+    record_feedback(log, a, 'teddy')                                  # the correction a person should review
+    share_photo(log, a, photo, data/'.inbox', data)
+    dest = share_photo(log, b, photo, data/'.inbox', data)
+    record_feedback(log, b, 'not a bear')                             # two answers for one file: one decision, the latest
+    assert [(r['action'], r['category'], r['reason']) for r in review_rows(log, data)] == \
+        [('delete', '', f'prediction #{b}: visitor says none of the categories; the model said grizzly (0.90)')]
+    assert unshare_photo(log, b, data)                                # the second answer's box unticked
+    assert dest.exists() and log.get(a)['shared'] and not log.get(b)['shared']
+    assert [(r['action'], r['category']) for r in review_rows(log, data)] == [('relabel', 'teddy')]
+    assert unshare_photo(log, a, data) and not dest.exists()          # the last one out deletes it
 
 def test_feedback_answers(tmp_path):
     log = PredictionLog(tmp_path/'p.sqlite')
@@ -261,6 +298,29 @@ def test_kept_version_runs_in_shadow_and_every_row_holds_both_answers(tmp_path, 
     sh = report(mon.log, *card_and_ood(), ms)['shadow']
     assert len(sh) == 1 and sh[0]['n'] == 2 and sh[0]['agreement'] == 1.0
 
+def settings_with_candidate(tmp:Path, name:str)->Path:
+    "The project's settings.ini with `[app] candidate = name`, absolute paths, written into `tmp`."
+    text = (ROOT/'settings.ini').read_text().replace('\ncandidate =', f'\ncandidate = {name}')
+    text = text.replace('\nmodels = models', f'\nmodels = {ROOT/"models"}').replace('\ndata = ', f'\ndata = {tmp}/data\n# ')
+    (tmp/'settings.ini').write_text(text)
+    return tmp/'settings.ini'
+
+@needs_model
+def test_a_wrong_candidate_name_is_named_and_the_app_still_logs(tmp_path, predictor, monkeypatch, capsys):
+    "A typo in `[app] candidate`: bear-predict --log says which setting is wrong; the app logs its answers without it."
+    from bear_app.app import BearApp, upload_value
+    from bear_app.predict import main as predict
+    monkeypatch.setenv('BEAR_SETTINGS', str(settings_with_candidate(tmp_path, 'bear_model-nope')))
+    monkeypatch.setenv('BEAR_LOG', str(tmp_path/'log.sqlite'))
+    with pytest.raises(CandidateError, match=r'\[app\] candidate = bear_model-nope'): Monitor(predictor)
+    assert predict(['--log', str(tmp_path/'log.sqlite'), str(ONNX.with_name('bear_model.png'))]) == 2
+    assert 'candidate = bear_model-nope' in capsys.readouterr().err
+    app = BearApp(predictor)
+    app.log_answers = True                                            # as when BearApp loads its own predictor
+    app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))])
+    app.btn_run.click()
+    assert len(PredictionLog(tmp_path/'log.sqlite').rows()) == 1 and len(app.box_feedback.children) == 1
+
 def test_shadow_report_compares_current_and_candidate(tmp_path):
     log = PredictionLog(tmp_path/'p.sqlite')
     row = lambda l, o, cl, co, truth=None: {'model': 'a' * 64, 'cand_model': 'b' * 64, 'label': l, 'ood': o,
@@ -286,16 +346,16 @@ def test_app_logs_every_answer_and_takes_feedback_and_consent(tmp_path, predicto
     rows = app.monitor.log.rows()
     assert len(rows) == 3 and rows[2]['error'] and all(r['model'] == predictor.card['pkl_sha256'] for r in rows)
     assert len(app.box_feedback.children) == 2                       # no "Right?" under the unreadable file
-    name, right, share = app.box_feedback.children[0].children
-    share_box, status = share.children
+    name, (right, thanks), (share_box, status) = [getattr(w, 'children', w) for w in app.box_feedback.children[0].children]
     assert right.description == 'Right?' and list(right.options) == ['yes', 'black', 'grizzly', 'teddy', 'not a bear']
     right.value = 'grizzly'
-    assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly' and status.value == 'Thanks!'
-    app.box_feedback.children[1].children[1].value = 'not a bear'
+    assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly'
+    assert (thanks.value, status.value) == ('Thanks!', '')           # the thanks sits by the answer it thanks for
+    app.box_feedback.children[1].children[1].children[0].value = 'not a bear'
     assert app.monitor.log.get(rows[1]['id'])['truth'] == NOT_ANY
     assert not ms.inbox.exists()                                      # nothing shared yet
     share_box.value = True
-    assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)]
+    assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)] and 'review' in status.value
     share_box.value = False                                           # consent withdrawn
     assert list(ms.inbox.iterdir()) == [] and app.monitor.log.get(rows[0]['id'])['shared'] is None
 

@@ -34,23 +34,3 @@ def test_new_categories_from_settings_ini(tmp_path):
     lines = [json.loads(l) for l in r.stdout.splitlines()]
     assert len(lines) == 24 and all(l['error'] is None and set(l['probs']) == {'circles', 'squares'} for l in lines)
     assert all(isinstance(l['ood'], bool) for l in lines)  # bear-train also learned what counts as a shape picture
-
-def test_bear_app_imports_run_one_way():
-    "No import cycle among bear_app modules, counting imports inside functions too; predict never imports train."
-    import ast
-    pkg = ROOT/'bear_app'
-    mods = {p.stem for p in pkg.glob('*.py') if not p.stem.startswith('_')}
-    deps = {}
-    for m in mods:
-        tree = ast.parse((pkg/f'{m}.py').read_text())
-        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
-        names |= {f'bear_app.{n.module}' for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
-        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        deps[m] = {n.split('.')[1] for n in names if n.startswith('bear_app.') and n.split('.')[1] in mods} - {m}
-    assert 'train' not in deps['predict'] and 'train' not in deps['model'], deps
-    def cycle(m, path):
-        if m in path: return path[path.index(m):] + [m]
-        for d in sorted(deps[m]):
-            if (c := cycle(d, path + [m])): return c
-    cycles = [c for m in sorted(mods) if (c := cycle(m, []))]
-    assert not cycles, f"import cycle: {' -> '.join(cycles[0])}"
