@@ -42,6 +42,7 @@ class Settings:
     valid_pct: float = 0.2
     seed: int = 42
     batch_size: int = 32
+    candidates: str = 'logits, features, both, finetune'  # recipes bear-train cross-validates before it ships the best
     data_path: Path = Path('data')
     models_path: Path = Path('models')
     model_name: str = 'bear_model'
@@ -56,7 +57,8 @@ class Settings:
 
 # %% ../nbs/00_config.ipynb #65ea4e1a
 _KEYS = {'gather': {'images_per_category': int, 'workers': int, 'max_bytes': int},
-         'train': {'arch': str, 'img_size': int, 'epochs': int, 'valid_pct': float, 'seed': int, 'batch_size': int},
+         'train': {'arch': str, 'img_size': int, 'epochs': int, 'valid_pct': float, 'seed': int, 'batch_size': int,
+                   'candidates': str},
          'paths': {'data': str, 'models': str, 'model_name': str},
          # the serving and monitoring stages read and check their own keys (`bear_app.serve`, `bear_app.monitor`)
          'app': {'title': str, 'max_visitors': str, 'warm_kernels': str, 'upload_limit_mb': str, 'unconnected_timeout': str,

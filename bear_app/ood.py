@@ -6,14 +6,14 @@
 __all__ = ['BANK_COPIES', 'l2_normalise', 'kth_distance', 'bank_copies', 'oof_scores', 'thresholds', 'wilson_interval',
            'nested_flags', 'KNNDetector', 'fit_detector', 'save_detector', 'load_detector']
 
-# %% ../nbs/02b_ood.ipynb #2f5f3c53
+# %% ../nbs/02b_ood.ipynb #b2cc6fa0
 import io, json
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from .core import atomic_write
 
-# %% ../nbs/02b_ood.ipynb #1e3c6e9a
+# %% ../nbs/02b_ood.ipynb #99b8b235
 def l2_normalise(F:np.ndarray)->np.ndarray:
     "Rows of `F` scaled to unit length (float32)."
     F = np.asarray(F, dtype=np.float32)
@@ -28,11 +28,13 @@ def kth_distance(Q:np.ndarray,    # L2-normalised features of the photos to scor
     r2, out = (ref * ref).sum(1) if r2 is None else r2, []
     for b in range(0, len(Q), chunk):
         q = Q[b:b+chunk]
-        d2 = (q * q).sum(1)[:, None] + r2[None] - 2 * q @ ref.T
+        # a photo or two: numpy's own loops; BLAS would start threads that keep spinning and slow the next forward pass
+        qr = np.einsum('ij,kj->ik', q, ref) if len(q) <= 2 else q @ ref.T
+        d2 = (q * q).sum(1)[:, None] + r2[None] - 2 * qr
         out.append(np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0)))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-# %% ../nbs/02b_ood.ipynb #a124e554
+# %% ../nbs/02b_ood.ipynb #fa4e3d32
 BANK_COPIES = ('half brightness', 'long side 112 px', 'JPEG quality 15', 'blur of 0.5% of the size', 'grey box over 25%')
 
 def bank_copies(img:Image.Image)->list: # one image per entry of `BANK_COPIES`
@@ -47,7 +49,7 @@ def bank_copies(img:Image.Image)->list: # one image per entry of `BANK_COPIES`
     return [ImageEnhance.Brightness(img).enhance(0.5), small, Image.open(io.BytesIO(buf.getvalue())).convert('RGB'),
             img.filter(ImageFilter.GaussianBlur(max(img.size) / 200)), covered]
 
-# %% ../nbs/02b_ood.ipynb #6e75f2dd
+# %% ../nbs/02b_ood.ipynb #cbbc3996
 def oof_scores(F:np.ndarray,       # L2-normalised features of the training photos (N,D)
                folds:list,         # lists of indices into F that partition it (near-duplicates inside one fold)
                copies:np.ndarray|None=None, # L2-normalised features of their damaged copies (N,C,D)
@@ -65,7 +67,7 @@ def thresholds(s:np.ndarray, quantile:float=0.995, margin:float=0.2)->tuple: # (
     hard = float(np.quantile(s, quantile))
     return hard, hard + margin * (hard - float(np.median(s)))
 
-# %% ../nbs/02b_ood.ipynb #f31f2356
+# %% ../nbs/02b_ood.ipynb #bfe06c2c
 def wilson_interval(flagged:int, n:int, z:float=1.96)->tuple: # (low, high)
     "The Wilson score interval for a rate of `flagged` out of `n` (95% for z=1.96)."
     if n == 0: return 0.0, 1.0
@@ -73,7 +75,7 @@ def wilson_interval(flagged:int, n:int, z:float=1.96)->tuple: # (low, high)
     mid, half = (p + z2 / (2 * n)) / (1 + z2 / n), z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return float(max(0.0, mid - half)), float(min(1.0, mid + half))
 
-# %% ../nbs/02b_ood.ipynb #3e0161ca
+# %% ../nbs/02b_ood.ipynb #149cf7e0
 def nested_flags(F:np.ndarray, folds:list, copies:np.ndarray|None=None, k:int=5,
                  quantile:float=0.995, margin:float=0.2)->dict: # counts of flagged photos, out of sample
     "How many in-domain photos are flagged OOD and hard-to-read when each fold is judged by a detector fitted and calibrated on the other folds."
@@ -89,7 +91,7 @@ def nested_flags(F:np.ndarray, folds:list, copies:np.ndarray|None=None, k:int=5,
         ood, hard = ood + int((s > t_ood).sum()), hard + int(((s > t_hard) & (s <= t_ood)).sum())
     return {'n': len(F), 'ood': ood, 'hard_to_read': hard}
 
-# %% ../nbs/02b_ood.ipynb #c91e344d
+# %% ../nbs/02b_ood.ipynb #0eb1a26d
 class KNNDetector:
     "Not-one-of-the-categories detector: distance to the k-th nearest training photo in feature space (Sun et al. 2022)."
     def __init__(self, ref:np.ndarray, # L2-normalised features of the training photos and their copies (M,D)
@@ -103,7 +105,7 @@ class KNNDetector:
         "Whether score `s` means none of the categories, or one of them in a photo that is hard to read."
         return bool(s > self.threshold), bool(self.hard < s <= self.threshold)
 
-# %% ../nbs/02b_ood.ipynb #90ac7e2a
+# %% ../nbs/02b_ood.ipynb #0e7915e8
 def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D)
                  folds:list,          # index lists partitioning F, near-duplicates inside one fold
                  copies:np.ndarray|None=None, # raw features of their `bank_copies` (N,C,D)
@@ -122,7 +124,7 @@ def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D
     ref = F if C is None else np.concatenate([F, C.reshape(-1, F.shape[1])])
     return KNNDetector(ref, k, hard, thr, info)
 
-# %% ../nbs/02b_ood.ipynb #d9a2bede
+# %% ../nbs/02b_ood.ipynb #7f78ccca
 def save_detector(det:KNNDetector, path:Path|str, extra:dict|None=None)->dict:
     "Write `det` to the JSON `path` and its reference features to the .npz beside it; return the JSON written."
     path = Path(path)

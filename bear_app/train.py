@@ -24,7 +24,6 @@ from .config import Settings, get_settings
 from .core import atomic_write, file_sha256, fingerprint
 from .images import (NEAR_DUP_BITS, ImageError, open_image, image_files, near_duplicate_groups, readable_images,
                              visible_files)
-from .config import ini_section
 from .ood import bank_copies, fit_detector, save_detector
 from .predict import UsageError, _Parser, cli, cli_settings, ood_path, shrink, to_input
 
@@ -417,7 +416,7 @@ def _train(argv):
     a = ap.parse_args(argv)
     if (a.size is not None and a.size < 32) or (a.epochs is not None and a.epochs < 1): ap.error('--size must be at least 32 and --epochs at least 1')
     s, t0 = cli_settings(), time.time()
-    names = _candidates(a.candidates or ini_section('train').get('candidates', ', '.join(CANDIDATES)))
+    names = _candidates(a.candidates or s.candidates)
     files, bad = check_dataset(s, a.data)
     for f, why in bad.items(): print(f"skipped {f}: {why}", flush=True)
     root, files = Path(a.data or s.data_path), sorted(files)
