@@ -22,6 +22,7 @@ from fastai.vision.all import *
 from dataclasses import dataclass, asdict
 from .config import Settings, get_settings
 from .core import atomic_write, file_sha256, fingerprint
+from .monitor import keep_model_version
 from .images import (NEAR_DUP_BITS, ImageError, open_image, image_files, near_duplicate_groups, readable_images,
                              visible_files)
 from .ood import bank_copies, fit_detector, save_detector
@@ -310,7 +311,7 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
     info = {'vocab': list(learn.dls.vocab), 'arch': s.arch, 'img_size': pre['size'][0], 'preprocessing': pre,
             'metrics': validation_metrics(learn),
             'trained_at': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'n_images': len(files),
-            'fingerprint': fingerprint(files),
+            'fingerprint': fingerprint(files), 'class_counts': dict(sorted(Counter(Path(f).parent.name for f in files).items())),
             'valid_files': _relative(learn.dls.valid_ds.items, root or s.data_path), 'seed': s.seed, 'valid_pct': s.valid_pct, 'versions': _versions(), **(extra or {})}
     atomic_write(pkl, lambda t: learn.export(t))
     info['pkl_sha256'] = file_sha256(pkl)
@@ -431,7 +432,9 @@ def _train(argv):
     info = json.loads(card.read_text())
     info['command'] = {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}
     atomic_write(card, json.dumps(info, indent=2))
+    kept = keep_model_version(card.with_suffix('.onnx'))   # earlier models stay, for shadow runs and roll-back (06_monitor)
     print(_summary(info, cv, best, card, len(bad), time.time() - t0))
+    print(f"kept as version {kept.stem} (set [app] candidate or [paths] model_name to it to try it or roll back to it)")
     return 0
 
 def main(argv:list|None=None)->int:

@@ -82,6 +82,10 @@ def test_bear_train_on_8_photos_per_category_trains_and_writes_card(tmp_path):
     cm = m['confusion_matrix']['counts']
     assert len(cm) == 3 and sum(map(sum, cm)) == m['n_valid'] > 0
     assert card['near_duplicates']['groups_merged'] == len(groups)
+    assert card['class_counts'] == {c: 8 for c in test_vocab}                  # the mix the monitor compares traffic with
+    kept = [p for p in models.iterdir() if p.name.startswith('bear_model-') and p.suffix == '.onnx']
+    assert len(kept) == 1 and kept[0].stem in r.stdout                      # this export is kept as a version, by name
+    assert kept[0].with_suffix('.json').read_bytes() == (models/'bear_model.json').read_bytes()
     assert card['preprocessing']['method'] in ('crop', 'squish')
     assert (card['preprocessing']['presize'] is None) == (card['recipe']['presize'] is None)
     assert set(card['versions']) >= {'torch', 'fastai', 'timm'} and card['train_seconds'] > 0 and card['recipe']['epochs'] == 1
