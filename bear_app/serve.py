@@ -7,7 +7,7 @@ __all__ = ['APP_DEFAULTS', 'app_settings', 'BearKernelManager', 'start_kernel', 
            'shutdown_kernel', 'shutdown_all', 'app_config', 'BearVoila', 'app_notebook', 'main']
 
 # %% ../nbs/05a_serve.ipynb #a1f0c004
-import asyncio, configparser, os, sys
+import asyncio, configparser, os, sys, time
 from pathlib import Path
 import bear_app
 from jupyter_core.utils import ensure_async
@@ -15,7 +15,7 @@ from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
-from traitlets import Int, Unicode
+from traitlets import Float, Int, Unicode
 from traitlets.config import Config
 from voila.app import Voila
 from .config import find_settings
@@ -23,7 +23,7 @@ from .config import find_settings
 # %% ../nbs/05a_serve.ipynb #a1f0c007
 APP_DEFAULTS = {'title': 'Select your bear!', # the page's title and heading
                 'max_visitors': 8,            # pages with a kernel at once; the next visitor gets the busy page
-                'warm_kernels': 1,            # kernels kept started and warmed up for the next visitors
+                'warm_kernels': 8,            # kernels kept started and warmed up for the next visitors (within max_visitors)
                 'upload_limit_mb': 50,        # most megabytes one selection of photos may send
                 'unconnected_timeout': 120,   # seconds before the kernel of a closed (or never opened) page ends
                 'idle_timeout': 900}          # seconds before the kernel of an open but unused page ends
@@ -44,15 +44,19 @@ def app_settings(path:Path|None=None, # a settings.ini (default: `find_settings(
 class BearKernelManager(AsyncMappingKernelManager):
     "Kernels for the app's pages: a warm pool, a cap on visitors, no dead or about-to-be-culled kernel handed out."
     max_visitors = Int(8, config=True, help="Most pages with a kernel at once; the next visitor gets HTTP 503 (busy)")
-    pool_size = Int(1, config=True, help="Kernels kept started and warmed up for the next visitor")
+    pool_size = Int(1, config=True, help="Kernels kept started and warmed up for the next visitors (fewer when "
+                                         "visitors hold kernels: never more than `max_visitors` kernels in all)")
     pool_path = Unicode('', config=True, help="API path of the app notebook's folder: pooled kernels start there")
     idle_timeout = Int(900, config=True, help="Seconds an open page that nobody uses keeps its kernel")
+    refill_delay = Float(5, config=True, help="Seconds after the last page request before the pool warms a kernel: "
+                                              "a burst of visitors gets the CPU, the pool refills once it has passed")
     warm_code = Unicode("import bear_app.app as _bear_app; _bear_app.load_predictor_in_background().result()",
                         config=True, help="Code a pooled kernel runs before it waits for a visitor")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._pool, self._pooled, self.visitors, self._starting, self._closing = [], set(), set(), 0, False
+        self._ready, self._warming, self._pooled, self._refill = [], None, set(), None   # warm ids; the task warming one; both; a timer
+        self.visitors, self._starting, self._closing, self._last_request = set(), 0, False, -1e9
         IOLoop.current().add_callback(self.fill_pool)   # once the server runs: the first visitor finds a kernel ready
 
     def visitor_count(self)->int:
@@ -67,7 +71,7 @@ async def start_kernel(self:BearKernelManager, *, kernel_id=None, path=None, **k
         return await super(BearKernelManager, self).start_kernel(kernel_id=kernel_id, path=path, **kwargs)
     if self.visitor_count() >= self.max_visitors:
         raise HTTPError(503, "all %d visitor kernels are in use", self.max_visitors, reason='Busy')
-    self._starting += 1
+    self._starting += 1; self._last_request = time.monotonic()
     try:
         kid = await self._from_pool(path, kwargs.get('kernel_name'))
         if kid is None: kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
@@ -111,17 +115,37 @@ async def _warm_kernel(self:BearKernelManager)->str:
 BearKernelManager._warm_kernel = _warm_kernel
 
 def fill_pool(self:BearKernelManager):
-    "Start kernels until `pool_size` are ready or starting."
-    self._pool = [t for t in self._pool if not (t.done() and (t.cancelled() or t.exception()))]
-    while not self._closing and len(self._pool) < self.pool_size:
-        self._pool.append(asyncio.ensure_future(self._warm_kernel()))
+    "Warm one more kernel if the pool is short of `pool_size` and no page was requested for `refill_delay` seconds."
+    if self._closing or self._warming is not None: return
+    if len(self._ready) >= min(self.pool_size, self.max_visitors - self.visitor_count()): return
+    wait = self._last_request + self.refill_delay - time.monotonic()
+    if wait > 0:                                         # a page was just requested: come back when it has loaded
+        if self._refill is None: self._refill = IOLoop.current().call_later(wait, self._refill_now)
+        return
+    self._warming = task = asyncio.ensure_future(self._warm_kernel())
+    task.add_done_callback(self._warmed)
 BearKernelManager.fill_pool = fill_pool
+
+def _refill_now(self:BearKernelManager): self._refill = None; self.fill_pool()
+BearKernelManager._refill_now = _refill_now
+
+def _warmed(self:BearKernelManager, task):
+    if self._warming is task:                            # not claimed by a visitor while it warmed: it joins the pool
+        self._warming = None
+        if not task.cancelled() and task.exception() is None: self._ready.append(task.result())
+        elif not task.cancelled(): self.log.warning("A pooled kernel failed to start: %s", task.exception())
+    self.fill_pool()
+BearKernelManager._warmed = _warmed
 
 async def _from_pool(self:BearKernelManager, path, kernel_name)->str|None:
     if (path or '') != self.pool_path or kernel_name not in (None, self.default_kernel_name): return None
-    while self._pool:
-        try: kid = await self._pool.pop(0)
-        except Exception as e: self.log.warning("A pooled kernel failed to start: %s", e); continue
+    while self._ready or self._warming is not None:
+        if self._ready: kid = self._ready.pop(0)
+        else:                                            # claim the kernel being warmed: nobody else will get it
+            task, self._warming = self._warming, None
+            try: kid = await asyncio.shield(task)             # (a cancelled request leaves the kernel to the pool)
+            except asyncio.CancelledError: task.add_done_callback(lambda t: self._ready.append(t.result())); raise
+            except Exception as e: self.log.warning("A pooled kernel failed to start: %s", e); continue
         if kid in self: self.get_kernel(kid).last_activity = utcnow()   # before it leaves the pool: see above
         self._pooled.discard(kid)
         if kid in self and await ensure_async(self.get_kernel(kid).is_alive()): return kid
@@ -147,13 +171,15 @@ BearKernelManager.cull_kernel_if_idle = cull_kernel_if_idle
 async def shutdown_kernel(self:BearKernelManager, kernel_id:str, *args, **kwargs):
     "End a kernel and forget it as a visitor's or the pool's."
     self.visitors.discard(kernel_id); self._pooled.discard(kernel_id)
-    return await super(BearKernelManager, self).shutdown_kernel(kernel_id, *args, **kwargs)
+    if kernel_id in self._ready: self._ready.remove(kernel_id)
+    try: return await super(BearKernelManager, self).shutdown_kernel(kernel_id, *args, **kwargs)
+    finally: self.fill_pool()                          # a visitor left: the pool may warm a kernel in its place
 BearKernelManager.shutdown_kernel = shutdown_kernel
 
 async def shutdown_all(self:BearKernelManager, *args, **kwargs):
     "Stop refilling the pool, drop kernels still starting (they end with the server), end all the others."
     self._closing = True
-    for task in self._pool: task.cancel()   # (Voilà calls this from another event loop: they cannot be awaited here)
+    if self._warming is not None: self._warming.cancel()   # (Voilà calls this from another event loop: they cannot be awaited here)
     return await super(BearKernelManager, self).shutdown_all(*args, **kwargs)
 BearKernelManager.shutdown_all = shutdown_all
 
@@ -171,8 +197,8 @@ def app_config(server:bool=False, # configuration for a Jupyter server hosting V
         resources={'metadata': {'name': s['title']}, 'bear': {'upload_limit': limit}})
     c.MappingKernelManager.update(cull_idle_timeout=s['unconnected_timeout'], cull_connected=False, cull_busy=False,
         cull_interval=max(1, min(30, s['unconnected_timeout'] // 4)))
-    c.BearKernelManager.update(max_visitors=s['max_visitors'], pool_size=s['warm_kernels'], idle_timeout=s['idle_timeout'],
-                               pool_path='nbs' if server else '')
+    c.BearKernelManager.update(max_visitors=s['max_visitors'], idle_timeout=s['idle_timeout'], pool_path='nbs' if server else '',
+                               pool_size=min(1, s['warm_kernels']) if server else s['warm_kernels'])   # Binder: one person
     if server:
         c.ServerApp.kernel_manager_class = BearKernelManager
         c.ServerApp.tornado_settings = {**web, 'mathjax_url': None, 'mathjax_config': None}

@@ -1,6 +1,7 @@
 """Load on the Voilà app: several visitors at once, in headless Chromium, against the book's app in the same run.
 
-Scenarios, each on a fresh server started as `make app` starts it (`bear-app`, settings.ini as it is):
+Scenarios, each on a fresh server started as `make app` starts it (`bear-app`, settings.ini as it is), once its
+pool of warm kernels is ready:
 - burst: N visitors (default 8) open the page at the same moment, upload a photo and click Classify;
 - waves: 20 visitors in waves of 5 (a wave starts when the previous one has left);
 - cap: `max_visitors` pages held open, then one more visitor, who must get the busy page (HTTP 503).
@@ -9,7 +10,7 @@ which is what a dead page looks like, or no label). Server + kernel resident mem
 The page's transfer size with and without compression comes from one visit (Chromium's encoded vs decoded bodies).
 The baseline is the book's notebook (`bench/app.py`'s, load_learner + learn.predict) under plain Voilà, N at once.
 
-Usage: .venv/bin/python bench/load.py [--visitors 8] [--no-book]   (needs /usr/bin/chromium; BEAR_DATA's photos)"""
+Usage: .venv/bin/python bench/load.py [--visitors 8] [--no-book] [--only burst,waves]   (needs /usr/bin/chromium; BEAR_DATA's photos)"""
 import argparse, asyncio, os, socket, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import psutil
@@ -26,8 +27,9 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def serve(cmd, cwd, env, port):
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def serve(cmd, cwd, env, port, log):
+    "Start a server; its output goes to the file `log`."
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(600):
         try:
             with socket.create_connection(('127.0.0.1', port), timeout=0.2): return proc
@@ -63,7 +65,9 @@ async def visit(browser, url, photo, label_prefix, hold=None):
         r = await page.goto(url, timeout=TIMEOUT)
         if r.status == 503: out['failure'] = 'busy page'; return out
         try: await page.locator('.widget-upload').wait_for(timeout=TIMEOUT)
-        except Exception: out['failure'] = 'dead page (no widgets)'; return out
+        except Exception:
+            text = ' '.join((await page.inner_text('body')).split())[:160]
+            out['failure'] = 'dead page (no widgets)'; out['page'] = text; return out
         out['usable'] = time.perf_counter() - t0
         async with page.expect_file_chooser() as fc: await page.locator('.widget-upload').click()
         await (await fc.value).set_files(str(photo))
@@ -146,56 +150,86 @@ async def transfer(browser, url):
     await page.goto('about:blank'); await ctx.close()
     return sent, decoded
 
+def failures(name, results, log):
+    "Lines about what failed visitors saw, and the server log's warnings and errors."
+    out = [f"  {name}: a dead page showed: {r['page']!r}" for r in results if r.get('page') is not None]
+    if out or any(r['failure'] for r in results):
+        out += [f"  {name} server log: {l.rstrip()}" for l in Path(log).read_text(errors='replace').splitlines()
+                if ('WARNING' in l or 'ERROR' in l or 'Traceback' in l) and 'without encryption' not in l and 'not trusted' not in l]
+    return out
+
 async def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--visitors', type=int, default=8)
     ap.add_argument('--waves', type=int, default=20, help='visitors in the waves scenario')
     ap.add_argument('--wave-size', type=int, default=5)
+    ap.add_argument('--only', default='transfer,burst,waves,cap,book', help='scenarios to run, comma-separated')
     ap.add_argument('--no-book', action='store_true', help="skip the book's app (the baseline)")
     a = ap.parse_args()
+    only = set(a.only.split(',')) - ({'book'} if a.no_book else set())
     from playwright.async_api import async_playwright
     from bear_app.serve import app_settings
     photo = sorted((BEAR_DATA/'grizzly').iterdir())[0]
-    cap = app_settings()['max_visitors']
+    settings = app_settings()
+    cap, warm = settings['max_visitors'], min(settings['warm_kernels'], settings['max_visitors'])
     bin_ = Path(sys.executable).parent
-    log_dir = tempfile.mkdtemp()   # the app's prediction log, kept out of the repository
-    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'), 'BEAR_LOG': str(Path(log_dir)/'predictions.sqlite')}
-    rows = []
+    tmp = Path(tempfile.mkdtemp())   # the app's prediction log and the servers' logs, kept out of the repository
+    env = {**os.environ, 'JUPYTER_PATH': str(ROOT/'share'/'jupyter'), 'BEAR_LOG': str(tmp/'predictions.sqlite')}
+    rows, notes, idle = [], [], None
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
-        def ours():
-            port = free_port()
+        async def ours(name):
+            "A fresh `bear-app` whose pool has warmed up, as on a live server: (process, url, log path)."
+            port, log = free_port(), tmp/f'{name}.log'
             cmd = [sys.executable, '-c', 'from bear_app.serve import main; main()', f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1']
-            return serve(cmd, ROOT, env, port), f'http://127.0.0.1:{port}/'
-        proc, url = ours()
-        try:
-            await asyncio.sleep(10)                                     # the pool's kernel warms up, as on a live server
-            idle = tree_rss(proc)
-            sent, decoded = await transfer(browser, url)
-            await settle(proc)
-            rows.append(summary(f'bear_app, {a.visitors} at once', *await burst(browser, proc, url, photo, a.visitors, '')))
-            rows.append(summary(f'bear_app, {a.waves} in waves of {a.wave_size}', *await waves(browser, proc, url, photo, a.waves, a.wave_size, '')))
-            busy, cap_peak = await beyond_cap(browser, proc, url, photo, cap)
-        finally:
-            proc.terminate(); proc.wait(30)
-        if not a.no_book:
+            proc = serve(cmd, ROOT, env, port, open(log, 'w'))
+            for _ in range(600):
+                await asyncio.sleep(0.5)
+                if log.read_text(errors='replace').count('is warmed up') >= warm: break
+            await asyncio.sleep(2)
+            return proc, f'http://127.0.0.1:{port}/', log
+        async def scenario(name, run):
+            proc, url, log = await ours(name)
+            try: return await run(proc, url), log
+            finally: proc.terminate(); proc.wait(30)
+        if 'transfer' in only:
+            async def transfer_(proc, url):
+                nonlocal idle
+                idle = tree_rss(proc)
+                return await transfer(browser, url)
+            (sent, decoded), _ = await scenario('transfer', transfer_)
+        if 'burst' in only:
+            (rs, peak, after), log = await scenario('burst', lambda proc, url: burst(browser, proc, url, photo, a.visitors, ''))
+            rows.append(summary(f'bear_app, {a.visitors} at once', rs, peak, after)); notes += failures('burst', rs, log)
+        if 'waves' in only:
+            (rs, peak, after), log = await scenario('waves', lambda proc, url: waves(browser, proc, url, photo, a.waves, a.wave_size, ''))
+            rows.append(summary(f'bear_app, {a.waves} in waves of {a.wave_size}', rs, peak, after)); notes += failures('waves', rs, log)
+        if 'cap' in only:
+            (busy, cap_peak), _ = await scenario('cap', lambda proc, url: beyond_cap(browser, proc, url, photo, cap))
+        if 'book' in only:
             with tempfile.TemporaryDirectory() as d:
                 nb = book_notebook(Path(d))
                 port = free_port()
-                bproc = serve([str(bin_/'voila'), str(nb), f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1'], d, dict(os.environ), port)
+                bproc = serve([str(bin_/'voila'), str(nb), f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1'], d,
+                              dict(os.environ), port, open(tmp/'book.log', 'w'))
                 try:
-                    rows.insert(0, summary(f"book's app, {a.visitors} at once", *await burst(browser, bproc, f'http://127.0.0.1:{port}/',
-                                                                                        photo, a.visitors, 'Prediction')))
+                    rs, peak, after = await burst(browser, bproc, f'http://127.0.0.1:{port}/', photo, a.visitors, 'Prediction')
+                    rows.insert(0, summary(f"book's app, {a.visitors} at once", rs, peak, after))
                 finally:
                     bproc.terminate(); bproc.wait(30)
         await browser.close()
-    print(f"Load, headless Chromium on this machine ({os.cpu_count()} CPU cores, shared), server started fresh for each app")
+    print(f"Load, headless Chromium on this machine ({os.cpu_count()} CPU cores, shared with the server), a fresh server "
+          f"for each scenario; bear_app: max_visitors = {cap}, warm_kernels = {settings['warm_kernels']}")
     print("| scenario | visitors | request to usable (median) | p95 | Classify to label (median) | failures | server + kernels, peak | after all left |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows: print(r)
-    print(f"bear_app idle (server + one pooled kernel): {idle:.0f} MiB")
-    print(f"Beyond the cap ({cap} pages held open): the next visitor got {busy or 'the app (no busy page!)'}; "
-          f"peak {cap_peak:.0f} MiB with the cap reached")
-    print(f"One page visit transferred {sent/1e6:.2f} MB compressed, {decoded/1e6:.2f} MB decoded ({sent/decoded:.2f}x)")
+    for n in notes: print(n)
+    if idle is not None: print(f"bear_app idle (server + {warm} pooled kernel(s)): {idle:.0f} MiB")
+    if 'cap' in only:
+        print(f"Beyond the cap ({cap} pages held open): the next visitor got {busy or 'the app (no busy page!)'}; "
+              f"peak {cap_peak:.0f} MiB with the cap reached")
+    if 'transfer' in only:
+        print(f"One page visit transferred {sent/1e6:.2f} MB compressed, {decoded/1e6:.2f} MB decoded ({sent/decoded:.2f}x)")
+    print(f"Server logs: {tmp}")
 
 if __name__ == '__main__': asyncio.run(main())
