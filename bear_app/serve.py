@@ -137,6 +137,7 @@ def _warmed(self:BearKernelManager, task):
     self.fill_pool()
 BearKernelManager._warmed = _warmed
 
+# %% ../nbs/05a_serve.ipynb #505cf82a
 async def _from_pool(self:BearKernelManager, path, kernel_name)->str|None:
     if (path or '') != self.pool_path or kernel_name not in (None, self.default_kernel_name): return None
     while self._ready or self._warming is not None:
