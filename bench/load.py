@@ -3,6 +3,7 @@
 Scenarios, each on a fresh server started as `make app` starts it (`bear-app`, settings.ini as it is), once its
 pool of warm kernels is ready:
 - burst: N visitors (default 8) open the page at the same moment, upload a photo and click Classify;
+- burst1: the same with `warm_kernels = 1` (what the pool of warm kernels is worth);
 - waves: 20 visitors in waves of 5 (a wave starts when the previous one has left);
 - cap: `max_visitors` pages held open, then one more visitor, who must get the busy page (HTTP 503).
 Per visitor: page request -> usable widgets, Classify click -> label, failures (no widgets within the timeout,
@@ -163,12 +164,14 @@ async def main():
     ap.add_argument('--visitors', type=int, default=8)
     ap.add_argument('--waves', type=int, default=20, help='visitors in the waves scenario')
     ap.add_argument('--wave-size', type=int, default=5)
-    ap.add_argument('--only', default='transfer,burst,waves,cap,book', help='scenarios to run, comma-separated')
+    ap.add_argument('--only', default='transfer,burst,burst1,waves,cap,book',
+                    help='scenarios to run, comma-separated (burst1: the burst with warm_kernels = 1)')
     ap.add_argument('--no-book', action='store_true', help="skip the book's app (the baseline)")
     a = ap.parse_args()
     only = set(a.only.split(',')) - ({'book'} if a.no_book else set())
     from playwright.async_api import async_playwright
     from bear_app.serve import app_settings
+    from bear_app.testing import settings_copy
     photo = sorted((BEAR_DATA/'grizzly').iterdir())[0]
     settings = app_settings()
     cap, warm = settings['max_visitors'], min(settings['warm_kernels'], settings['max_visitors'])
@@ -178,18 +181,19 @@ async def main():
     rows, notes, idle = [], [], None
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
-        async def ours(name):
-            "A fresh `bear-app` whose pool has warmed up, as on a live server: (process, url, log path)."
+        async def ours(name, **app):
+            "A fresh `bear-app` (settings.ini's `[app]`, with `app` replaced) once its pool has warmed up: (process, url, log)."
             port, log = free_port(), tmp/f'{name}.log'
             cmd = [sys.executable, '-c', 'from bear_app.serve import main; main()', f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1']
-            proc = serve(cmd, ROOT, env, port, open(log, 'w'))
+            (tmp/name).mkdir()
+            proc = serve(cmd, ROOT, {**env, 'BEAR_SETTINGS': str(settings_copy(tmp/name, ROOT/'settings.ini', **app))}, port, open(log, 'w'))
             for _ in range(600):
                 await asyncio.sleep(0.5)
-                if log.read_text(errors='replace').count('is warmed up') >= warm: break
+                if log.read_text(errors='replace').count('is warmed up') >= min(cap, app.get('warm_kernels', warm)): break
             await asyncio.sleep(2)
             return proc, f'http://127.0.0.1:{port}/', log
-        async def scenario(name, run):
-            proc, url, log = await ours(name)
+        async def scenario(name, run, **app):
+            proc, url, log = await ours(name, **app)
             try: return await run(proc, url), log
             finally: proc.terminate(); proc.wait(30)
         if 'transfer' in only:
@@ -201,6 +205,9 @@ async def main():
         if 'burst' in only:
             (rs, peak, after), log = await scenario('burst', lambda proc, url: burst(browser, proc, url, photo, a.visitors, ''))
             rows.append(summary(f'bear_app, {a.visitors} at once', rs, peak, after)); notes += failures('burst', rs, log)
+        if 'burst1' in only and warm != 1:
+            (rs, peak, after), log = await scenario('burst1', lambda proc, url: burst(browser, proc, url, photo, a.visitors, ''), warm_kernels=1)
+            rows.append(summary(f'bear_app, {a.visitors} at once, warm_kernels = 1', rs, peak, after)); notes += failures('burst1', rs, log)
         if 'waves' in only:
             (rs, peak, after), log = await scenario('waves', lambda proc, url: waves(browser, proc, url, photo, a.waves, a.wave_size, ''))
             rows.append(summary(f'bear_app, {a.waves} in waves of {a.wave_size}', rs, peak, after)); notes += failures('waves', rs, log)

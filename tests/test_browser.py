@@ -5,12 +5,13 @@ seconds: photos classified, a broken file and a big photo; a selection over the 
 a message, the next photo classified; `?template=lab` serving the same page; the first visit after the pooled
 kernel idled past the cull timeout; the busy page beyond the cap; a page whose kernel died offering a reload;
 no traceback for a malformed widget message. Screenshots go to test-artifacts/ (git-ignored)."""
-import configparser, json, os, re, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, re, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
 from conftest import ROOT, BEAR_DATA
+from bear_app.testing import settings_copy
 
 CHROMIUM = Path('/usr/bin/chromium')
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
@@ -23,17 +24,6 @@ TEST_APP = {'max_visitors': 2, 'upload_limit_mb': 8, 'unconnected_timeout': 4, '
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def test_settings(folder:Path, **app)->Path:
-    "The project's settings.ini with `[app]` values replaced and paths made absolute, written into `folder`."
-    cp = configparser.ConfigParser(inline_comment_prefixes=('#',)); cp.optionxform = str
-    cp.read_string((ROOT/'settings.ini').read_text())
-    for k in ('data', 'models'): cp['paths'][k] = str((ROOT/cp['paths'][k]).resolve())
-    if not cp.has_section('app'): cp.add_section('app')
-    for k, v in app.items(): cp['app'][k] = str(v)
-    with open(folder/'settings.ini', 'w') as f: cp.write(f)
-    return folder/'settings.ini'
-test_settings.__test__ = False   # a helper, not a test
 
 def server_env(folder:Path, settings:Path)->dict:
     "Environment for a server under test: the settings above, Jupyter's and IPython's files kept in `folder`."
@@ -78,7 +68,7 @@ def prediction_log(tmp_path_factory): return tmp_path_factory.mktemp('log')/'pre
 @pytest.fixture(scope='module')
 def server(tmp_path_factory, prediction_log):
     d = tmp_path_factory.mktemp('standalone')
-    env = {**server_env(d, test_settings(d, **TEST_APP)), 'BEAR_LOG': str(prediction_log)}  # the app logs here, not in the repo
+    env = {**server_env(d, settings_copy(d, ROOT/'settings.ini', **TEST_APP)), 'BEAR_LOG': str(prediction_log)}  # the app logs here, not in the repo
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     proc = start_server(bear_app_command(port), env, port, ARTIFACTS/'voila.log')

@@ -8,7 +8,8 @@ import json, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, test_settings, server_env, start_server, stop_server,
+from bear_app.testing import settings_copy
+from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, server_env, start_server, stop_server,
                           open_app, kernel_id, upload_and_classify, photos, big_photo, answered, compressed)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
@@ -21,7 +22,7 @@ def binder(tmp_path_factory):
     r = subprocess.run(['bash', 'binder/postBuild'], cwd=ROOT, capture_output=True, text=True,
                        env={**server_env(d, d), 'BEAR_PREFIX': str(prefix), 'BEAR_SKIP_INSTALL': '1'})
     assert r.returncode == 0, r.stderr
-    env = {**server_env(d, test_settings(d, **APP)), 'JUPYTER_PATH': str(prefix/'share'/'jupyter'),
+    env = {**server_env(d, settings_copy(d, ROOT/'settings.ini', **APP)), 'JUPYTER_PATH': str(prefix/'share'/'jupyter'),
            'JUPYTER_CONFIG_PATH': str(prefix/'etc'/'jupyter')}
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
