@@ -170,6 +170,7 @@ _warned = set()
 def _warn_once(msg):
     if msg not in _warned: _warned.add(msg); warnings.warn(msg, stacklevel=3)
 
+# %% ../nbs/04_predict.ipynb #cfe9802f
 class CpuModel:
     "An ONNX model compiled by OpenVINO for this CPU, for latency, in full float32 (never bf16, which moves probabilities)."
     def __init__(self, path:Path, threads:int|None=None):
@@ -194,6 +195,7 @@ class CpuModel:
         with self.lock: out = self.request(len(next(iter(feeds.values())))).infer(feeds)
         return [out[n] for n in names]
 
+# %% ../nbs/04_predict.ipynb #f1428fd7
 class Predictor:
     "Load an exported model once; predict from paths, bytes or PIL images, and say when a photo looks like no category."
     def __init__(self, model:Path|str|None=None, # the .onnx or .pkl file (a card beside it, or derived from the learner); default from settings.ini
@@ -220,33 +222,39 @@ class Predictor:
         "The detector's calibration (`.ood.json`), or None without one."
         return None if self.detector is None else self.detector.info
 
-    def run(self, x:np.ndarray)->tuple:
-        "Class probabilities and not-a-bear scores (None without a detector) for a batch of inputs (N,3,H,W): one forward pass."
-        if self.detector is None: return softmax(self.session.run(['logits'], {'image': x})[0]), None
-        logits, feats = self.session.run(['logits', 'features'], {'image': x})
-        return softmax(logits), self.detector.score(feats)
-
     def open(self, src)->Image.Image:
         "Decode `src` as the learner's `get_x` does (JPEGs at a reduced scale when the card gives a `draft` size)."
         return open_image(src, draft=self.pre.get('draft'))
 
-    def inputs(self, src)->np.ndarray:
-        "The model's input (3,H,W) for `src`."
-        return to_input(self.open(src), self.pre)
+# %% ../nbs/04_predict.ipynb #bcbdd27d
+def run(self:Predictor, x:np.ndarray)->tuple:
+    "Class probabilities and not-a-bear scores (None without a detector) for a batch of inputs (N,3,H,W): one forward pass."
+    if self.detector is None: return softmax(self.session.run(['logits'], {'image': x})[0]), None
+    logits, feats = self.session.run(['logits', 'features'], {'image': x})
+    return softmax(logits), self.detector.score(feats)
 
-    def result(self, p:np.ndarray, s:float|None=None)->dict:
-        "The prediction for one row of probabilities `p` and not-a-bear score `s`."
-        i = int(p.argmax())
-        ood, hard = (None, None) if s is None else self.detector.verdict(float(s))
-        return {'label': self.vocab[i], 'probability': float(p[i]), 'probs': dict(zip(self.vocab, map(float, p))), 'error': None,
-                'ood': ood, 'ood_score': None if s is None else float(s), 'hard_to_read': hard}
+def inputs(self:Predictor, src)->np.ndarray:
+    "The model's input (3,H,W) for `src`."
+    return to_input(self.open(src), self.pre)
 
-    def predict(self, src)->dict:
-        "Predict one image (path, bytes or PIL image): label, probability, probs, ood, ood_score, hard_to_read; or an `error` saying why it could not be read."
-        try: x = self.inputs(src)
-        except Exception as e: return _failed(reason(e))
-        P, S = self.run(x[None])
-        return self.result(P[0], None if S is None else S[0])
+Predictor.run, Predictor.inputs = run, inputs
+
+# %% ../nbs/04_predict.ipynb #c74c8bd1
+def result(self:Predictor, p:np.ndarray, s:float|None=None)->dict:
+    "The prediction for one row of probabilities `p` and not-a-bear score `s`."
+    i = int(p.argmax())
+    ood, hard = (None, None) if s is None else self.detector.verdict(float(s))
+    return {'label': self.vocab[i], 'probability': float(p[i]), 'probs': dict(zip(self.vocab, map(float, p))), 'error': None,
+            'ood': ood, 'ood_score': None if s is None else float(s), 'hard_to_read': hard}
+
+def predict(self:Predictor, src)->dict:
+    "Predict one image (path, bytes or PIL image): label, probability, probs, ood, ood_score, hard_to_read; or an `error` saying why it could not be read."
+    try: x = self.inputs(src)
+    except Exception as e: return _failed(reason(e))
+    P, S = self.run(x[None])
+    return self.result(P[0], None if S is None else S[0])
+
+Predictor.result, Predictor.predict = result, predict
 
 def _failed(msg): return {'label': None, 'probability': None, 'probs': None, 'error': msg, 'ood': None, 'ood_score': None, 'hard_to_read': None}
 
@@ -377,6 +385,7 @@ def cli(prog:str, run, argv:list|None=None)->int:
     print(f"{prog}: {msg}", file=sys.stderr)
     return rc
 
+# %% ../nbs/04_predict.ipynb #b92a999c
 def _predict(argv):
     ap = _Parser(prog='bear-predict', description='Classify image files with the exported model.')
     ap.add_argument('paths', nargs='+', help='image files or folders (searched recursively)')
@@ -398,6 +407,7 @@ def _predict(argv):
         failed += r['error'] is not None
     return int(failed > 0)
 
+# %% ../nbs/04_predict.ipynb #ab692d82
 def _prediction_log(pred:Predictor, path:str):
     "A function `log(file, result)` that records each answer in the prediction log at `path` (`bear_app.monitor`)."
     from bear_app.monitor import Monitor   # only for --log; monitor itself never imports predict

@@ -170,24 +170,27 @@ class LoopbackHost:
 
     def _search(self, h, q): _search_reply(self, h, q)
 
-    def start(self):
-        "Start serving in a background thread; returns `self`."
-        self.server = _Quiet(('127.0.0.1', 0), _handler(self))
-        self.base = f'http://127.0.0.1:{self.server.server_address[1]}'
-        goods = _good_routes(self)
-        if self.bad: _bad_routes(self, goods)
-        threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': .1}, daemon=True).start()
-        return self
-
-    def stop(self):
-        "Stop serving."
-        if self.server: self.server.shutdown(); self.server.server_close(); self.server = None
     def __enter__(self): return self.start()
     def __exit__(self, *a): self.stop()
-    @property
-    def search_url(self): return self.base + '/search'
-    @property
-    def urls(self): return {c: [r['image'] for r in rs] for c, rs in self.results.items()}
+
+# %% ../nbs/00c_testing.ipynb #c42dbd1b
+def start(self:LoopbackHost):
+    "Start serving in a background thread; returns `self`."
+    self.server = _Quiet(('127.0.0.1', 0), _handler(self))
+    self.base = f'http://127.0.0.1:{self.server.server_address[1]}'
+    goods = _good_routes(self)
+    if self.bad: _bad_routes(self, goods)
+    threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': .1}, daemon=True).start()
+    return self
+
+def stop(self:LoopbackHost):
+    "Stop serving."
+    if self.server: self.server.shutdown(); self.server.server_close(); self.server = None
+
+def search_url(self:LoopbackHost): return self.base + '/search'
+def urls(self:LoopbackHost): return {c: [r['image'] for r in rs] for c, rs in self.results.items()}
+LoopbackHost.start, LoopbackHost.stop = start, stop
+LoopbackHost.search_url, LoopbackHost.urls = property(search_url), property(urls)
 
 # %% ../nbs/00c_testing.ipynb #04d17f0e
 TOY_COLOURS = {'black': (25, 25, 30), 'grizzly': (150, 95, 45), 'teddy': (235, 195, 125)}
