@@ -328,6 +328,7 @@ def _thumb(path:Path, size:int)->bytes:
     try: return thumbnail(path, size, quality=80)
     except ImageError: return thumbnail(Image.new('RGB', (size, size), (200, 200, 200)), size)
 
+# %% ../nbs/03_clean.ipynb #e000915f
 class DecisionCleaner:
     "Mark images to keep, delete or relabel; the marks survive every switch of category or split until applied."
     def __init__(self, items:list,      # from `cleaner_items`
@@ -381,6 +382,9 @@ def _tile(self:DecisionCleaner, it:dict)->widgets.VBox:
     return widgets.VBox([widgets.Image(value=self._thumbs[f], format='jpeg', width=self.thumb),
                          widgets.HTML(f"<small>{Path(f).name}<br>pred: <b>{pred}</b><br>loss {it['loss']:.2f}</small>"), dd])
 
+for _f in (_value, _mark, _tile): setattr(DecisionCleaner, _f.__name__, _f)
+
+# %% ../nbs/03_clean.ipynb #054be011
 def draw(self:DecisionCleaner):
     "Redraw the current view from the stored decisions."
     self._drawing = True
@@ -396,7 +400,7 @@ def count(self:DecisionCleaner):
     self.lbl_pending.value = (f"{len(self.decisions)} decisions pending ({n['delete']} delete, {n['relabel']} relabel), "
                               "kept across every category and split until applied")
 
-for _f in (_value, _mark, _tile, draw, count): setattr(DecisionCleaner, _f.__name__, _f)
+for _f in (draw, count): setattr(DecisionCleaner, _f.__name__, _f)
 
 # %% ../nbs/03_clean.ipynb #9e2e825a
 def decision_list(self:DecisionCleaner)->list:
