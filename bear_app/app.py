@@ -98,6 +98,7 @@ def load_predictor_in_background():
     if _loading is None: _loading = ThreadPoolExecutor(1).submit(_load_predictor)
     return _loading
 
+# %% ../nbs/05_app.ipynb #53e50112
 class BearApp:
     "The classifier's widgets, wired: upload photos, click Classify, read the answers."
     def __init__(self, predictor=None, # an object with `open(data) -> image` and `predict(image) -> dict`; default: `Predictor()`, loaded in the background
