@@ -135,6 +135,34 @@ def _now(): return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
 def _has(p:Path, sha:str)->bool: return p.is_file() and file_sha256(p) == sha
 
+# %% ../nbs/03_clean.ipynb #90d93362
+def _rec(m:dict)->dict: return {k: m[k] for k in ('id', 'time', 'action', 'from', 'to', 'sha256', 'batch') if k in m}
+
+def _resume(m:dict, rel:str, data:Path, jp:Path, mover, reserved:set, rep:ApplyReport)->bool:
+    "Settle the move `m` an earlier run journalled for `rel`; True when the decision needs nothing more."
+    src = data/rel
+    at_src, at_dst = _has(src, m['sha256']), _has(data/m['to'], m['sha256'])
+    if at_dst and not at_src:                       # moved by an earlier run
+        if m['state'] == 'begun': append_jsonl(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
+        rep.already_done.append(rel); return True
+    if m['state'] == 'begun' and at_src and not (data/m['to']).exists():   # interrupted before the rename
+        mover(src, data/m['to'])
+        append_jsonl(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
+        reserved.discard(m['to']); rep.moved.append(_rec(m)); return True
+    if m['state'] == 'begun':                       # never happened, and cannot: forget it
+        append_jsonl(jp, {'id': m['id'], 'time': _now(), 'action': 'undo', 'phase': 'done', 'from': m['to'], 'to': m['from'],
+                            'sha256': m['sha256'], 'note': 'abandoned'})
+        reserved.discard(m['to'])
+    return False
+
+def _journalled_move(rec:dict, data:Path, jp:Path, mover, reserved:set):
+    "Move `rec`'s file between a `begin` and a `done` journal record, its target name reserved meanwhile."
+    append_jsonl(jp, {**rec, 'phase': 'begin'})
+    reserved.add(rec['to'])
+    mover(data/rec['from'], data/rec['to'])
+    append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
+    reserved.discard(rec['to'])
+
 # %% ../nbs/03_clean.ipynb #4491a206
 def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category) tuples)
                     data:Path,         # the dataset folder holding one folder per category
@@ -157,35 +185,17 @@ def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category
         rel = relative_file(d.file, data)
         if d.action == 'keep': rep.kept.append(rel); continue
         src, m = data/rel, live.get(rel)
-        if m is not None:
-            at_src, at_dst = _has(src, m['sha256']), _has(data/m['to'], m['sha256'])
-            if at_dst and not at_src:                       # moved by an earlier run
-                if m['state'] == 'begun': append_jsonl(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
-                rep.already_done.append(rel); continue
-            if m['state'] == 'begun' and at_src and not (data/m['to']).exists():   # interrupted before the rename
-                mover(src, data/m['to'])
-                append_jsonl(jp, {**_rec(m), 'time': _now(), 'phase': 'done'})
-                reserved.discard(m['to']); rep.moved.append(_rec(m)); continue
-            if m['state'] == 'begun':                       # never happened, and cannot: forget it
-                append_jsonl(jp, {'id': m['id'], 'time': _now(), 'action': 'undo', 'phase': 'done', 'from': m['to'], 'to': m['from'],
-                                    'sha256': m['sha256'], 'note': 'abandoned'})
-                reserved.discard(m['to'])
+        if m is not None and _resume(m, rel, data, jp, mover, reserved, rep): continue
         if not src.is_file(): rep.missing.append(rel); continue
         if d.action == 'relabel' and src.parent == data/d.category: rep.kept.append(rel); continue
         folder = data/d.category if d.action == 'relabel' else data/TRASH/Path(rel).parent
         to = (folder/free_name(folder, src.name, reserved, data)).relative_to(data).as_posix()
         rec = {'id': next_id, 'time': _now(), 'action': d.action, 'from': rel, 'to': to, 'sha256': file_sha256(src), 'batch': batch}
         next_id += 1
-        append_jsonl(jp, {**rec, 'phase': 'begin'})
-        reserved.add(to)
-        mover(src, data/to)
-        append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
-        reserved.discard(to)
+        _journalled_move(rec, data, jp, mover, reserved)
         live[rel] = {**rec, 'state': 'done'}
         rep.moved.append(rec)
     return rep
-
-def _rec(m:dict)->dict: return {k: m[k] for k in ('id', 'time', 'action', 'from', 'to', 'sha256', 'batch') if k in m}
 
 # %% ../nbs/03_clean.ipynb #d9ee2075
 class UndoConflict(RuntimeError):
@@ -218,6 +228,32 @@ def normalised_entropy(probs:np.ndarray)->np.ndarray: # (n, k) probabilities -> 
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1)
     return -(p * np.log(p)).sum(-1) / math.log(p.shape[-1])
 
+# %% ../nbs/03_clean.ipynb #6fbace04
+def _model_reasons(add, labels:list, probs:np.ndarray, vocab:list, min_margin:float, min_entropy:float):
+    "`add` each image that cannot be read, that the model confidently calls another category, or that looks like none."
+    ent = normalised_entropy(np.nan_to_num(probs, nan=1 / len(vocab)))
+    for i, (lab, p) in enumerate(zip(labels, probs)):
+        if np.isnan(p).any(): add(i, 'unreadable', 'delete', lab, 'cannot be read as an image', 1.0); continue
+        j = int(p.argmax())
+        pl = p[vocab.index(lab)] if lab in vocab else 0.0
+        if vocab[j] != lab and p[j] - pl >= min_margin:
+            add(i, 'disagreement', 'relabel', vocab[j], f'labelled {lab} but looks like {vocab[j]} ({p[j]:.2f} vs {pl:.2f})', float(p[j] - pl))
+        if ent[i] >= min_entropy:
+            add(i, 'none', 'delete', lab, f'looks like none of the categories (entropy {ent[i]:.2f}, best {vocab[j]} {p[j]:.2f})', float(ent[i]))
+
+def _duplicate_reasons(add, files:list, labels:list, probs:np.ndarray, vocab:list, data:Path|None, max_distance:int, hashes:dict|None, rel):
+    "`add` each near-duplicate but the one of its group the model most believes is labelled right."
+    readable = [i for i in range(len(files)) if not np.isnan(probs[i]).any()]
+    hs = {i: (hashes or {}).get(files[i]) or phash_file(Path(data or '')/files[i] if data else files[i]) for i in readable}
+    belief = lambda i: probs[i][vocab.index(labels[i])] if labels[i] in vocab else 0.0
+    for g in near_duplicate_groups(readable, max_distance, hashes=hs):
+        keep = max(g, key=lambda i: (belief(i), -i))
+        for i in g:
+            if i == keep: continue
+            dist = phash_distance(hs[i], hs[keep])
+            where = 'in the same category' if labels[i] == labels[keep] else f'in {labels[keep]}'
+            add(i, 'duplicate', 'delete', labels[i], f'near-duplicate of {rel(files[keep])} {where} ({dist} bits apart)', 1 - dist / 64)
+
 # %% ../nbs/03_clean.ipynb #6f377e4e
 def rank_candidates(files:list,            # image files, absolute or relative to `data`
                     probs:np.ndarray,      # (n, k) class probabilities (rows of NaN for unreadable files)
@@ -238,25 +274,8 @@ def rank_candidates(files:list,            # image files, absolute or relative t
         r = rows.setdefault(i, {'file': rel(files[i]), 'action': action, 'category': cat, 'reasons': [], 'score': score, 'kind': kind})
         r['reasons'].append((score, reason))
         if score > r['score'] or len(r['reasons']) == 1: r.update(action=action, category=cat, score=score, kind=kind)
-    ent = normalised_entropy(np.nan_to_num(probs, nan=1 / len(vocab)))
-    for i, (lab, p) in enumerate(zip(labels, probs)):
-        if np.isnan(p).any(): add(i, 'unreadable', 'delete', lab, 'cannot be read as an image', 1.0); continue
-        j = int(p.argmax())
-        pl = p[vocab.index(lab)] if lab in vocab else 0.0
-        if vocab[j] != lab and p[j] - pl >= min_margin:
-            add(i, 'disagreement', 'relabel', vocab[j], f'labelled {lab} but looks like {vocab[j]} ({p[j]:.2f} vs {pl:.2f})', float(p[j] - pl))
-        if ent[i] >= min_entropy:
-            add(i, 'none', 'delete', lab, f'looks like none of the categories (entropy {ent[i]:.2f}, best {vocab[j]} {p[j]:.2f})', float(ent[i]))
-    readable = [i for i in range(len(files)) if not np.isnan(probs[i]).any()]
-    hs = {i: (hashes or {}).get(files[i]) or phash_file(Path(data or '')/files[i] if data else files[i]) for i in readable}
-    belief = lambda i: probs[i][vocab.index(labels[i])] if labels[i] in vocab else 0.0
-    for g in near_duplicate_groups(readable, max_distance, hashes=hs):
-        keep = max(g, key=lambda i: (belief(i), -i))
-        for i in g:
-            if i == keep: continue
-            dist = phash_distance(hs[i], hs[keep])
-            where = 'in the same category' if labels[i] == labels[keep] else f'in {labels[keep]}'
-            add(i, 'duplicate', 'delete', labels[i], f'near-duplicate of {rel(files[keep])} {where} ({dist} bits apart)', 1 - dist / 64)
+    _model_reasons(add, labels, probs, vocab, min_margin, min_entropy)
+    _duplicate_reasons(add, files, labels, probs, vocab, data, max_distance, hashes, rel)
     out = []
     for r in rows.values():
         reasons = [t for _, t in sorted(r.pop('reasons'), key=lambda x: -x[0])]
