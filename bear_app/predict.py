@@ -266,6 +266,7 @@ def reason(e:Exception)->str:
     if isinstance(e, OSError) and e.strerror: return f"The file could not be read ({e.strerror.lower()})."
     return f"This file could not be read as an image{f' ({e})' if str(e) else ''}."
 
+# %% ../nbs/04_predict.ipynb #92bfd05c
 def _inputs(pred, src):
     try: return pred.inputs(src), None
     except Exception as e: return None, reason(e)
@@ -283,6 +284,7 @@ def _results(self:Predictor, decoded:list)->list:
     for i, p, s in zip(ok, P, [None]*len(ok) if S is None else S): out[i] = self.result(p, s)
     return out
 
+# %% ../nbs/04_predict.ipynb #0f0e8914
 def predict_iter(self:Predictor, srcs:list, bs:int=16, workers:int=4):
     "Yield the prediction of each item of `srcs`, in order, as soon as it is done; batches grow from 1 to `bs`."
     chunks, k, n = [], 0, 1
