@@ -15,7 +15,7 @@ from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
-from traitlets import Float, Int, Unicode
+from traitlets import Float, Int, TraitError, Unicode
 from traitlets.config import Config
 from voila.app import Voila
 from .config import find_settings
@@ -75,9 +75,9 @@ async def start_kernel(self:BearKernelManager, *, kernel_id=None, path=None, **k
     try:
         kid = await self._from_pool(path, kwargs.get('kernel_name'))
         if kid is None: kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
-        self.log.info("Visitor %d of %d gets kernel %s", self.visitor_count(), self.max_visitors, kid)
         self.get_kernel(kid).last_activity = utcnow()
         self.visitors.add(kid)
+        self.log.info("Visitor %d of %d gets kernel %s", len(self.visitors), self.max_visitors, kid)
         self.add_restart_callback(kid, lambda: asyncio.ensure_future(self._end_restarted(kid)), 'restart')
     finally: self._starting -= 1
     self.fill_pool()
@@ -158,9 +158,13 @@ BearKernelManager._from_pool = _from_pool
 # %% ../nbs/05a_serve.ipynb #a1f0c019
 async def cull_kernel_if_idle(self:BearKernelManager, kernel_id:str):
     "Jupyter's idle culling, except for pooled kernels; connected pages' kernels after `idle_timeout`."
-    if kernel_id in self._pooled: return
     kernel = self._kernels.get(kernel_id)
-    if kernel is not None and kernel_id in self.visitors and self._kernel_connections.get(kernel_id, 0):
+    if kernel_id in self._pooled or kernel is None or not kernel.ready.done(): return   # pooled, or still starting
+    try: kernel.last_activity
+    except TraitError: return                           # started, but not yet watched: no activity to judge
+    if self._kernel_connections.get(kernel_id, 0) < 0:   # a handshake that failed midway: a close without an open
+        self._kernel_connections[kernel_id] = 0
+    if kernel_id in self.visitors and self._kernel_connections.get(kernel_id, 0) > 0:
         idle = (utcnow() - kernel.last_activity).total_seconds()
         if idle > self.idle_timeout and getattr(kernel, 'execution_state', '') != 'busy':
             self.log.warning("Ending kernel %s: its page has been open and unused for %d s", kernel_id, idle)
