@@ -145,7 +145,8 @@ async def _from_pool(self:BearKernelManager, path, kernel_name)->str|None:
         else:                                            # claim the kernel being warmed: nobody else will get it
             task, self._warming = self._warming, None
             try: kid = await asyncio.shield(task)             # (a cancelled request leaves the kernel to the pool)
-            except asyncio.CancelledError: task.add_done_callback(lambda t: self._ready.append(t.result())); raise
+            except asyncio.CancelledError:
+                task.add_done_callback(lambda t: t.cancelled() or t.exception() or self._ready.append(t.result())); raise
             except Exception as e: self.log.warning("A pooled kernel failed to start: %s", e); continue
         if kid in self: self.get_kernel(kid).last_activity = utcnow()   # before it leaves the pool: see above
         self._pooled.discard(kid)
