@@ -78,6 +78,7 @@ def _ini(path:Path)->configparser.ConfigParser:
         raise SettingsError(f"{path}: {what} is not `key = value` under a [section]; fix or remove that line") from None
     return cp
 
+# %% ../nbs/00_config.ipynb #e03f474d
 def _value(path, sec:str, key:str, raw:str):
     "The value of `key` converted to its type, or `SettingsError` saying what to write instead."
     kind = _KEYS[sec][key]
