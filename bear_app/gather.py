@@ -229,6 +229,7 @@ def _move(dest:Path, r:dict, to:str):
         dst.parent.mkdir(parents=True, exist_ok=True); os.replace(src, dst)
     r['file'] = to
 
+# %% ../nbs/01_gather.ipynb #642dbeb1
 def dedupe(records:dict,        # the manifest, (category, url) -> record; updated in place
            dest:Path,           # the data folder
            max_distance:int=NEAR_DUP_BITS,  # phash distance (bits) that counts as the same picture; -1 turns it off
@@ -339,24 +340,11 @@ def _todo(items:list, records:dict, retry_failed:bool)->list:
         todo.append(it)
     return todo
 
-# %% ../nbs/01_gather.ipynb #3c6fa826
-def gather(items:list,                # dicts with url, category (and query, title, source, width, height)
-           dest:Path,                 # data folder: category folders and manifest.jsonl go here
-           workers:int=8,             # parallel downloads
-           timeout:tuple=(3., 5.),    # (connect, read) timeouts per request, seconds
-           max_bytes:int=20_000_000,  # largest file to accept
-           deadline:float=30.,        # longest a single download may take, seconds
-           max_distance:int=NEAR_DUP_BITS,        # phash distance for near-duplicates; -1 turns that off
-           retry_failed:bool=False,   # also retry items that failed in an earlier run
-           progress:bool=True,        # show a progress bar
-          )->GatherReport:
-    "Download, verify and de-duplicate `items` into `dest`, resuming from (and updating) its manifest."
-    start, dest = time.monotonic(), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for p in dest.glob('**/.*.part'): p.unlink()  # left by an interrupted run
-    mpath = dest/'manifest.jsonl'
-    records = read_manifest(mpath)
-    todo, failed = _todo(items, records, retry_failed), 0
+# %% ../nbs/01_gather.ipynb #71105030
+def _download(todo:list, records:dict, dest:Path, mpath:Path, workers:int, timeout:tuple, max_bytes:int, deadline:float,
+              progress:bool)->int:
+    "Download and verify `todo` into `dest`, journalling each record to `mpath` (and `records`) as it lands; the number that failed."
+    failed = 0
     # downloads wait on the network, decoding needs a CPU: separate pools, so a decode never holds up a download;
     # each item's last future lands in `done` as it finishes, and its record is in the manifest at once
     done, pool = queue.SimpleQueue(), http_pool(workers)
@@ -375,6 +363,27 @@ def gather(items:list,                # dicts with url, category (and query, tit
                 if pb: pb.update(n)
             if pb: pb.on_iter_end()
     finally: pool.clear()
+    return failed
+
+# %% ../nbs/01_gather.ipynb #3c6fa826
+def gather(items:list,                # dicts with url, category (and query, title, source, width, height)
+           dest:Path,                 # data folder: category folders and manifest.jsonl go here
+           workers:int=8,             # parallel downloads
+           timeout:tuple=(3., 5.),    # (connect, read) timeouts per request, seconds
+           max_bytes:int=20_000_000,  # largest file to accept
+           deadline:float=30.,        # longest a single download may take, seconds
+           max_distance:int=NEAR_DUP_BITS,        # phash distance for near-duplicates; -1 turns that off
+           retry_failed:bool=False,   # also retry items that failed in an earlier run
+           progress:bool=True,        # show a progress bar
+          )->GatherReport:
+    "Download, verify and de-duplicate `items` into `dest`, resuming from (and updating) its manifest."
+    start, dest = time.monotonic(), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in dest.glob('**/.*.part'): p.unlink()  # left by an interrupted run
+    mpath = dest/'manifest.jsonl'
+    records = read_manifest(mpath)
+    todo = _todo(items, records, retry_failed)
+    failed = _download(todo, records, dest, mpath, workers, timeout, max_bytes, deadline, progress)
     counts = dedupe(records, dest, max_distance)
     write_manifest(mpath, records)
     statuses, images = {}, {c: 0 for c in dict.fromkeys(it['category'] for it in items)}
@@ -433,6 +442,14 @@ def verdict(rep:GatherReport, categories:list)->tuple: # (lines to print, proble
                         'check the search query in settings.ini, or add photos with --urls / --from-folder')
     return lines, '; '.join(problems)
 
+# %% ../nbs/01_gather.ipynb #e67dabea
+def _report(dest:Path, rep:GatherReport, categories:list):
+    "Print how the run went, each category's image count, and end with status 1 when something went wrong."
+    print(f'bear-gather: {dest}: {rep}')
+    lines, problem = verdict(rep, categories)
+    print('\n'.join(lines))
+    if problem: _die(problem, 1)
+
 # %% ../nbs/01_gather.ipynb #517d9506
 @call_parse
 def main(urls:str=None,            # file of `category URL` lines to download instead of searching
@@ -463,7 +480,4 @@ def main(urls:str=None,            # file of `category URL` lines to download in
     except (SettingsError, ValueError) as e: _die(e, 2)
     except SearchUnavailable as e: _die(e, 1)
     except OSError as e: _die(f'{e.filename or dest}: {e.strerror or e}', 1)
-    print(f'bear-gather: {dest}: {rep}')
-    lines, problem = verdict(rep, [] if urls or from_folder else list(s.categories))
-    print('\n'.join(lines))
-    if problem: _die(problem, 1)
+    _report(dest, rep, [] if urls or from_folder else list(s.categories))
