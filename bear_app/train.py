@@ -92,6 +92,7 @@ def split_units(files:list, groups:list)->list:
     for i, f in enumerate(files): units.setdefault(unit[str(f)], []).append(i)
     return [units[k] for k in sorted(units)]
 
+# %% ../nbs/02_train.ipynb #cc3dd2a0
 class GroupedSplitter:
     "A seeded random split like `RandomSplitter` that keeps each near-duplicate group on one side."
     def __init__(self, groups:list,          # lists of paths that belong together (`near_duplicate_groups`)
@@ -138,6 +139,7 @@ LOGITS, FEATURES, BOTH = (Recipe(h, head=h, **_FROZEN) for h in ('logits', 'feat
 CANDIDATES = {r.name: r for r in (LOGITS, FEATURES, BOTH, FINETUNE)}
 OURS = LOGITS                   # what cross-validation chose for the bears
 
+# %% ../nbs/02_train.ipynb #95d96688
 def bear_datablock(s:Settings, recipe:Recipe|None=None, splitter=None, cache:dict|None=None)->DataBlock:
     "The DataBlock for the settings' categories and `recipe` (default `OURS`); `splitter` defaults to the settings' seed."
     r = recipe or OURS
@@ -405,8 +407,9 @@ def _summary(info:dict, cv:dict, best:str, card:Path, n_bad:int, secs:float)->st
             f"validation error {info['metrics']['error_rate']:.3f}; not-a-bear expected on {e['ood_rate']:.1%} of your kind of "
             f"photos (95% up to {e['ood_rate_95'][1]:.1%})" + (f"; {n_bad} file(s) skipped" if n_bad else ''))
 
-# %% ../nbs/02_train.ipynb #d3c5d6a8
-def _train(argv):
+# %% ../nbs/02_train.ipynb #f1c0ed2a
+def _train_parser()->_Parser:
+    "bear-train's options."
     ap = _Parser(prog='bear-train', description='Train the classifier described by settings.ini and export it with its model card.')
     ap.add_argument('--data', help="category folders to train on (default: settings' data path, or $BEAR_DATA)")
     ap.add_argument('--models', help="folder to export into (default: settings' models path)")
@@ -414,6 +417,11 @@ def _train(argv):
     ap.add_argument('--epochs', type=int, help="fine-tuning epochs (default: settings' epochs; the frozen heads have none)")
     ap.add_argument('--candidates', help=f"recipes to cross-validate, best one shipped (default: settings' [train] candidates, else {', '.join(CANDIDATES)})")
     ap.add_argument('--version', action='version', version=f'%(prog)s {bear_app.__version__}')
+    return ap
+
+# %% ../nbs/02_train.ipynb #d3c5d6a8
+def _train(argv):
+    ap = _train_parser()
     a = ap.parse_args(argv)
     if (a.size is not None and a.size < 32) or (a.epochs is not None and a.epochs < 1): ap.error('--size must be at least 32 and --epochs at least 1')
     s, t0 = cli_settings(), time.time()
