@@ -163,6 +163,14 @@ def _journalled_move(rec:dict, data:Path, jp:Path, mover, reserved:set):
     append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
     reserved.discard(rec['to'])
 
+# %% ../nbs/03_clean.ipynb #f87e9eb1
+def _journal_state(jp:Path)->tuple:
+    "Where the journal `jp` left off: the live moves by source file, the target names still reserved, the next move id."
+    moves = journal_moves(jp)
+    live = {m['from']: m for m in moves.values() if m['state'] in ('begun', 'done')}
+    reserved = {m['to'] for m in moves.values() if m['state'] == 'begun'}
+    return live, reserved, max((int(i) for i in moves), default=-1) + 1
+
 # %% ../nbs/03_clean.ipynb #4491a206
 def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category) tuples)
                     data:Path,         # the dataset folder holding one folder per category
@@ -175,10 +183,7 @@ def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category
     decisions = [d if isinstance(d, Decision) else Decision(*d) for d in decisions]
     if not allow_new: check_categories(decisions, known if known is not None else category_folders(data))
     jp = journal_path(data)
-    moves = journal_moves(jp)
-    live = {m['from']: m for m in moves.values() if m['state'] in ('begun', 'done')}
-    reserved = {m['to'] for m in moves.values() if m['state'] == 'begun'}
-    next_id = max((int(i) for i in moves), default=-1) + 1
+    live, reserved, next_id = _journal_state(jp)
     batch = _now()
     rep = ApplyReport([], [], [], [])
     for d in decisions:
@@ -370,14 +375,16 @@ class DecisionCleaner:
                                     self.btn_apply, self.out_])
         self.draw()
 
-    def shown(self)->list:
-        "The items of the current category and split, worst loss first."
-        its = [it for it in self.items if it['label'] == self.dd_cat.value and it['split'] == self.dd_split.value]
-        return sorted(its, key=lambda it: -it['loss'])[:self.max_n]
-
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
+
+# %% ../nbs/03_clean.ipynb #c1d536fa
+def shown(self:DecisionCleaner)->list:
+    "The items of the current category and split, worst loss first."
+    its = [it for it in self.items if it['label'] == self.dd_cat.value and it['split'] == self.dd_split.value]
+    return sorted(its, key=lambda it: -it['loss'])[:self.max_n]
+DecisionCleaner.shown = shown
 
 # %% ../nbs/03_clean.ipynb #1d50250f
 def _value(self:DecisionCleaner, it:dict)->str:
