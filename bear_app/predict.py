@@ -44,6 +44,7 @@ def fastai_resize(img:Image.Image, size:tuple, method:str='crop', xtra:int=0)->I
     if method != 'crop': raise ValueError(f"Resize method {method!r} is not supported by the fast predictor; train with 'crop' or 'squish'")
     return img.crop(crop_box(img.size, size)).resize((size[1], size[0]), Image.BILINEAR)  # not resize(box=): that reads past the crop's edges
 
+# %% ../nbs/04_predict.ipynb #3b023bde
 def to_input(img:Image.Image, pre:dict)->np.ndarray:
     "The (3,H,W) float32 array the model takes for `img`, using the card's preprocessing: shrink, `Resize`, normalise."
     if pre.get('presize'): img = shrink(img, pre['presize'])
@@ -98,6 +99,7 @@ def _load_learner(pkl:Path):
                                f"`{m[1]}` into an importable module and export the learner again") from None
         raise ModelError(f"{pkl.name} could not be loaded as a fastai learner saved with `learn.export()` ({e})") from None
 
+# %% ../nbs/04_predict.ipynb #7012f742
 def build_from_learner(pkl:Path, # the exported learner
                        card:dict|None=None, # its model card; None: derive one from the learner
                       )->tuple: # (the ONNX file, the card)
@@ -132,6 +134,7 @@ def _read_card(f:Path)->dict:
     _check_card(card, f)
     return card
 
+# %% ../nbs/04_predict.ipynb #b0e66292
 def load_model(model:Path|str, # the .onnx or .pkl a user names
               )->tuple:        # (the ONNX file to run, its card)
     "Decide what to run for `model`; raise `ModelError` saying what is wrong and what to do."
@@ -301,10 +304,23 @@ def predict_many(self:Predictor, srcs:list, bs:int=16, workers:int=4)->list:
     return list(predict_iter(self, srcs, bs, workers))
 Predictor.predict_iter, Predictor.predict_many = predict_iter, predict_many
 
+# %% ../nbs/04_predict.ipynb #06947956
+def _drawn_shapes(n:int, rng:np.random.Generator)->list:
+    "`n` pictures of five random ellipses or rectangles on a plain background, drawn with `rng`."
+    from PIL import ImageDraw
+    colour = lambda: tuple(int(v) for v in rng.integers(0, 256, 3))
+    shapes = []
+    for _ in range(n):
+        im = Image.new('RGB', (400, 300), colour()); d = ImageDraw.Draw(im)
+        for _ in range(5):
+            x0, y0 = int(rng.integers(0, 300)), int(rng.integers(0, 200))
+            (d.ellipse if rng.random() < .5 else d.rectangle)((x0, y0, x0 + int(rng.integers(20, 100)), y0 + int(rng.integers(20, 100))), fill=colour())
+        shapes.append(im)
+    return shapes
+
 # %% ../nbs/04_predict.ipynb #44790685
 def sample_ood_images(n_synthetic:int=20, seed:int=0)->dict:
     "{source: [PIL images]} of pictures that are not in any training set: sample photos from installed packages, synthetic images."
-    from PIL import ImageDraw
     import skimage.data as sd
     rng, out = np.random.default_rng(seed), {}
     def rgb(a): return Image.fromarray(a if a.dtype == np.uint8 else (a*255).astype(np.uint8)).convert('RGB')
@@ -323,14 +339,7 @@ def sample_ood_images(n_synthetic:int=20, seed:int=0)->dict:
     colour = lambda: tuple(int(v) for v in rng.integers(0, 256, 3))
     out['noise'] = [Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)) for _ in range(n_synthetic)]
     out['flat colour'] = [Image.new('RGB', (400, 300), colour()) for _ in range(n_synthetic)]
-    shapes = []
-    for _ in range(n_synthetic):
-        im = Image.new('RGB', (400, 300), colour()); d = ImageDraw.Draw(im)
-        for _ in range(5):
-            x0, y0 = int(rng.integers(0, 300)), int(rng.integers(0, 200))
-            (d.ellipse if rng.random() < .5 else d.rectangle)((x0, y0, x0 + int(rng.integers(20, 100)), y0 + int(rng.integers(20, 100))), fill=colour())
-        shapes.append(im)
-    out['drawn shapes'] = shapes
+    out['drawn shapes'] = _drawn_shapes(n_synthetic, rng)
     return out
 
 # %% ../nbs/04_predict.ipynb #628122be
