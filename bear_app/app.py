@@ -138,6 +138,7 @@ def footer_html(settings, predictor=None)->str:
             f'{card.get("pkl_sha256", "")[:12]} · trained {card.get("trained_at", "?")[:10]} · '
             'answers are logged, photos only if you share them</small>')
 
+# %% ../nbs/05_app.ipynb #990933b6
 def _monitor(self:BearApp):
     "The monitor, created on first use (None when this app does not log)."
     if self._monitor is None and self.log_answers:
@@ -175,7 +176,9 @@ def feedback_row(self:BearApp, r:dict)->widgets.VBox:
         self._rows[i] = widgets.VBox([widgets.Label(r['name']), *(widgets.HBox(w, layout=widgets.Layout(align_items='flex-end')) for w in ([tb, said], [cb, shared]))])
         self._rows[i].add_class('bear-feedback')
     return self._rows[i]
+BearApp.feedback_row = feedback_row
 
+# %% ../nbs/05_app.ipynb #dd24be85
 def on_feedback(self:BearApp, i:int, said:str|None, lbl):
     "Store the visitor's answer to *Right?*."
     if said is None: return
@@ -190,7 +193,7 @@ def on_share(self:BearApp, i:int, yes:bool, lbl):
     except InboxFull as e: lbl.value = str(e).split(';')[0] + '.'
     except Exception: log.exception("sharing failed"); lbl.value = 'Sorry, the photo could not be shared.'
 
-BearApp.feedback_row, BearApp.on_feedback, BearApp.on_share = feedback_row, on_feedback, on_share
+BearApp.on_feedback, BearApp.on_share = on_feedback, on_share
 
 # %% ../nbs/05_app.ipynb #8681b4bd
 def classify_one(self:BearApp, name:str, data:bytes)->dict:
@@ -211,6 +214,7 @@ def classify_one(self:BearApp, name:str, data:bytes)->dict:
         return {'name': name, 'error': "Sorry, the model could not classify this photo. Please try again."}
 BearApp.classify_one = classify_one
 
+# %% ../nbs/05_app.ipynb #99214f25
 def answer(self:BearApp, r:dict)->str:
     "The label's text for one result."
     if r.get('error'): return f"{r['name']}: {r['error']}"
@@ -234,6 +238,7 @@ def on_upload(self:BearApp, change):
     self.btn_run.disabled = not change['new']
 BearApp.on_upload = on_upload
 
+# %% ../nbs/05_app.ipynb #9a610411
 def on_click_classify(self:BearApp, btn=None):
     "Classify every uploaded file, one by one, showing each result as it comes."
     files = uploaded_files(self.btn_upload.value)
