@@ -105,6 +105,7 @@ def _row(r:sqlite3.Row)->dict:
     for k in ('ood', 'cand_ood'): d[k] = None if d[k] is None else bool(d[k])
     return d
 
+# %% ../nbs/06_monitor.ipynb #6f5cd387
 class PredictionLog:
     "The prediction log: one SQLite file that app kernels and command-line runs append to at once."
     def __init__(self, path:Path,               # the .sqlite file (created when missing)
@@ -350,6 +351,22 @@ def shadow_stats(rows:list)->list:
                                  'candidate_accuracy': _mean([b == t for _, b, t in fb])}})
     return out
 
+# %% ../nbs/06_monitor.ipynb #29e25798
+def _alarms(ms:MonitorSettings, n:int, mix_psi:float|None, n_ood:int, exp:float|None, p_ood:float|None)->list:
+    "The drift alarms for `n` answers: class mix PSI and not-a-bear rate past `ms`'s thresholds (none below `ms.min_n`)."
+    alarms = []
+    if n >= ms.min_n:
+        if mix_psi is not None and mix_psi >= ms.psi_alarm: alarms.append(f"class mix PSI {mix_psi:.2f} >= {ms.psi_alarm}")
+        if p_ood is not None and p_ood <= ms.ood_p_alarm:
+            alarms.append(f"not-a-bear rate {n_ood / n:.1%} vs {exp:.2%} expected (binomial p = {p_ood:.1e} <= {ms.ood_p_alarm})")
+    return alarms
+
+def _confidence(ok:list)->dict:
+    "The histogram of the answers' probabilities, in tenths."
+    edges = [i / 10 for i in range(11)]
+    hist = Counter(min(int(r['probability'] * 10), 9) for r in ok)
+    return {'edges': edges, 'counts': [hist.get(i, 0) for i in range(10)]}
+
 # %% ../nbs/06_monitor.ipynb #34da8b2e
 def report(log:PredictionLog,            # the prediction log
            card:dict,                    # the current model's card
@@ -367,13 +384,7 @@ def report(log:PredictionLog,            # the prediction log
     n_ood, exp = sum(bool(r['ood']) for r in ok), expected_ood_rate(ood_info)
     p_ood = binom_sf(n_ood, len(ok), exp) if exp is not None and ok else None
     mix_psi = psi(labels, mix) if ins else None
-    alarms = []
-    if len(ok) >= ms.min_n:
-        if mix_psi is not None and mix_psi >= ms.psi_alarm: alarms.append(f"class mix PSI {mix_psi:.2f} >= {ms.psi_alarm}")
-        if p_ood is not None and p_ood <= ms.ood_p_alarm:
-            alarms.append(f"not-a-bear rate {n_ood / len(ok):.1%} vs {exp:.2%} expected (binomial p = {p_ood:.1e} <= {ms.ood_p_alarm})")
-    edges = [i / 10 for i in range(11)]
-    hist = Counter(min(int(r['probability'] * 10), 9) for r in ok)
+    alarms = _alarms(ms, len(ok), mix_psi, n_ood, exp, p_ood)
     return {'n': len(ok), 'labels': {c: labels.get(c, 0) for c in card['vocab']}, 'ood_rate': _mean([bool(r['ood']) for r in ok]) or 0.0,
             'drift': bool(alarms), 'alarms': alarms, 'since': since, 'errors': len(rows) - len(ok),
             'per_day': dict(sorted(Counter(r['time'][:10] for r in rows).items())),
@@ -382,7 +393,7 @@ def report(log:PredictionLog,            # the prediction log
                           'training': {c: round(v, 4) for c, v in mix.items()}, 'training_source': src,
                           'psi': None if mix_psi is None else round(mix_psi, 4), 'psi_alarm': ms.psi_alarm},
             'ood': {'count': n_ood, 'expected_rate': exp, 'p_value': p_ood, 'p_alarm': ms.ood_p_alarm},
-            'confidence': {'edges': edges, 'counts': [hist.get(i, 0) for i in range(10)]},
+            'confidence': _confidence(ok),
             'low_confidence': sum(r['probability'] < ms.low_confidence for r in ok),
             'feedback': feedback_stats(ok), 'shadow': shadow_stats(rows), 'min_n': ms.min_n}
 
