@@ -20,7 +20,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
 	touch $(STAMP)
 
 app: $(STAMP)
-	@echo "bear_app: open http://localhost:$(PORT)/ (Ctrl-C stops it)"
+	@echo "bear_app: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/bear-app nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
 
 lab: $(STAMP)

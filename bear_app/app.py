@@ -253,7 +253,7 @@ def on_click_classify(self:BearApp, btn=None):
             self.lbl_pred.value = self.answer(self.results[-1]) if len(files) == 1 else \
                 f"{len(self.results)} of {len(files)} classified"
             self.show(self.results)
-        if len(files) > 1: self.lbl_pred.value = f"{len(files)} files classified: " + \
+        if len(files) > 1: self.lbl_pred.value = f"{len(files)} files: " + \
             ', '.join('unreadable' if r.get('error') else 'not a bear' if r.get('ood') else r['label'] for r in self.results)
     except Exception:
         log.exception("classify failed")

@@ -72,7 +72,7 @@ def test_no_file_shows_a_visitor_an_exception_name(app):
     "Every awkward file of ../shared/cases/images at once: one line each, in words, never a Python exception's name."
     files = [(f.name, f.read_bytes()) for f in sorted((CASES/'images').iterdir())]
     label, html = classify(app, *files)
-    assert label.startswith(f'{len(files)} files classified') and len(html) == len(files), label
+    assert label.startswith(f'{len(files)} files: ') and len(html) == len(files), label
     for text in html:
         assert not any(w in text for w in ('Error', 'Exception')), text
     class Broken:                            # a model that fails on a photo that opened fine
@@ -164,7 +164,7 @@ def test_classify_disabled_until_a_file_is_chosen_and_upload_cleared(app):
 def test_several_files_are_listed_one_by_one(app):
     label, html = classify(app, ('a.png', encode(photo(), 'PNG')), ('b.txt', b'text'), ('c.webp', encode(photo(), 'WEBP')))
     assert len(html) == 3 and 'bear-error' in html[1] and 'data:image/jpeg' in html[0] + html[2]
-    assert label.startswith('3 files classified: ') and 'unreadable' in label
+    assert label.startswith('3 files: ') and 'unreadable' in label
 
 def test_not_a_bear_says_so_with_the_best_guess(predictor):
     class OOD:
