@@ -18,8 +18,8 @@ def _loopback_only(self, address):
 
 @pytest.fixture(autouse=True, scope='session')
 def prediction_log_outside_the_checkout(tmp_path_factory):
-    "Answers the tests' apps give (and the notebooks run by the tests) are logged in a temporary folder, never in
-    the checkout's logs/, which may be a deployment's real prediction log. A test may still set its own BEAR_LOG."
+    """Answers the tests' apps give (and the notebooks run by the tests) are logged in a temporary folder, never in
+    the checkout's logs/, which may be a deployment's real prediction log. A test may still set its own BEAR_LOG."""
     before = os.environ.get('BEAR_LOG')
     os.environ['BEAR_LOG'] = str(tmp_path_factory.mktemp('log')/'predictions.sqlite')
     yield
