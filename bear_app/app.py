@@ -4,9 +4,7 @@
 
 # %% auto #0
 __all__ = ['log', 'UNAVAILABLE', 'describe_categories', 'not_a_bear_message', 'uploaded_files', 'thumbnail', 'result_html',
-           'load_predictor_in_background', 'BearApp', 'footer_html', 'log_answer', 'feedback_row', 'on_feedback',
-           'on_share', 'classify_one', 'answer', 'show', 'on_upload', 'on_click_classify', 'model_ready',
-           'upload_value']
+           'load_predictor_in_background', 'BearApp', 'footer_html', 'upload_value']
 
 # %% ../nbs/05_app.ipynb #47761b25
 import base64, html, io, json, logging
@@ -17,6 +15,7 @@ from PIL import Image
 from .config import get_settings
 from .images import ImageError
 from .monitor import NOT_ANY, InboxFull
+from fastcore.basics import patch
 
 # %% ../nbs/05_app.ipynb #c8baf0ba
 def _join(words:list)->str:
@@ -139,7 +138,8 @@ def footer_html(settings, predictor=None)->str:
             'answers are logged, photos only if you share them</small>')
 
 # %% ../nbs/05_app.ipynb #990933b6
-def _monitor(self:BearApp):
+@patch(as_prop=True)
+def monitor(self:BearApp):
     "The monitor, created on first use (None when this app does not log)."
     if self._monitor is None and self.log_answers:
         try:
@@ -150,8 +150,8 @@ def _monitor(self:BearApp):
                 self._monitor = Monitor(self.predictor, candidate=False, threads=1)
         except Exception: log.exception("the prediction log cannot be opened; answers are not logged"); self.log_answers = False
     return self._monitor
-BearApp.monitor = property(_monitor)
 
+@patch
 def log_answer(self:BearApp, r:dict, img=None, data:bytes|None=None)->int|None:
     "Log the answer `r` (the candidate's too, in shadow); keep the photo in memory only, for the visitor's share box."
     if self.monitor is None: return None
@@ -159,9 +159,9 @@ def log_answer(self:BearApp, r:dict, img=None, data:bytes|None=None)->int|None:
     except Exception: log.exception("logging an answer failed"); return None
     if data is not None and img is not None: self._photos[i] = data
     return i
-BearApp.log_answer = log_answer
 
 # %% ../nbs/05_app.ipynb #b4990fb1
+@patch
 def feedback_row(self:BearApp, r:dict)->widgets.VBox:
     "Under an answer: *Right?* yes / the right category / not a bear, and an opt-in box to share the photo."
     i = r['log_id']
@@ -176,15 +176,16 @@ def feedback_row(self:BearApp, r:dict)->widgets.VBox:
         self._rows[i] = widgets.VBox([widgets.Label(r['name']), *(widgets.HBox(w, layout=widgets.Layout(align_items='flex-end')) for w in ([tb, said], [cb, shared]))])
         self._rows[i].add_class('bear-feedback')
     return self._rows[i]
-BearApp.feedback_row = feedback_row
 
 # %% ../nbs/05_app.ipynb #dd24be85
+@patch
 def on_feedback(self:BearApp, i:int, said:str|None, lbl):
     "Store the visitor's answer to *Right?*."
     if said is None: return
     try: self.monitor.feedback(i, NOT_ANY if said == 'not a bear' else said); lbl.value = 'Thanks!'
     except Exception: log.exception("feedback failed"); lbl.value = 'Sorry, your answer could not be saved.'
 
+@patch
 def on_share(self:BearApp, i:int, yes:bool, lbl):
     "Share the photo into the review inbox (ticked) or take it back (unticked)."
     try:
@@ -193,9 +194,8 @@ def on_share(self:BearApp, i:int, yes:bool, lbl):
     except InboxFull as e: lbl.value = str(e).split(';')[0] + '.'
     except Exception: log.exception("sharing failed"); lbl.value = 'Sorry, the photo could not be shared.'
 
-BearApp.on_feedback, BearApp.on_share = on_feedback, on_share
-
 # %% ../nbs/05_app.ipynb #8681b4bd
+@patch
 def classify_one(self:BearApp, name:str, data:bytes)->dict:
     "Classify one uploaded file: a result dict with name, thumb, label, probability, probs, ood; or name and error."
     try: img = self.predictor.open(data)
@@ -212,33 +212,33 @@ def classify_one(self:BearApp, name:str, data:bytes)->dict:
     except Exception:
         log.exception("classifying %s failed", name)
         return {'name': name, 'error': "Sorry, the model could not classify this photo. Please try again."}
-BearApp.classify_one = classify_one
 
 # %% ../nbs/05_app.ipynb #99214f25
+@patch
 def answer(self:BearApp, r:dict)->str:
     "The label's text for one result."
     if r.get('error'): return f"{r['name']}: {r['error']}"
     if r.get('ood'): return f"{self.not_a_bear} Best guess: {r['label']} ({r['probability']:.1%})"
     return f"Prediction: {r['label']}; Probability: {r['probability']:.1%}"
-BearApp.answer = answer
 
+@patch
 def show(self:BearApp, results:list):
     "Put `results` in the output area, replacing what was there."
     self.out_pl.outputs = tuple({'output_type': 'display_data', 'metadata': {},
                                  'data': {'text/html': result_html(r, self.not_a_bear), 'text/plain': self.answer(r)}}
                                 for r in results)
     self.box_feedback.children = [self.feedback_row(r) for r in results if r.get('log_id') and not r.get('error')]
-BearApp.show = show
 
 # %% ../nbs/05_app.ipynb #fa336d6f
+@patch
 def on_upload(self:BearApp, change):
     "A new choice of files: enable Classify and clear the previous answer; an emptied widget disables it."
     if change['new']:
         self.out_pl.outputs, self.lbl_pred.value, self.box_feedback.children = (), '', ()
     self.btn_run.disabled = not change['new']
-BearApp.on_upload = on_upload
 
 # %% ../nbs/05_app.ipynb #9a610411
+@patch
 def on_click_classify(self:BearApp, btn=None):
     "Classify every uploaded file, one by one, showing each result as it comes."
     files = uploaded_files(self.btn_upload.value)
@@ -261,11 +261,11 @@ def on_click_classify(self:BearApp, btn=None):
     finally:
         self.btn_run.description = 'Classify'
         self.btn_run.disabled = not self.btn_upload.value
-BearApp.on_click_classify = on_click_classify
 
 # %% ../nbs/05_app.ipynb #d0a98200
 UNAVAILABLE = "Sorry, the classifier is unavailable right now (its model could not be loaded). Please try again later."
 
+@patch
 def model_ready(self:BearApp)->bool:
     "Whether the predictor is loaded; if it cannot be, the answer line says the service is unavailable."
     try: self.predictor
@@ -274,7 +274,6 @@ def model_ready(self:BearApp)->bool:
         self.lbl_pred.value = UNAVAILABLE
         return False
     return True
-BearApp.model_ready = model_ready
 
 # %% ../nbs/05_app.ipynb #1ee8e921
 def upload_value(files:list, # (name, bytes) pairs

@@ -6,8 +6,7 @@
 __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'KEEP', 'DELETE', 'tree_state', 'journal_path', 'journal_moves', 'free_name',
            'move_file', 'Decision', 'relative_file', 'category_folders', 'check_categories', 'ApplyReport',
            'apply_decisions', 'UndoConflict', 'undo', 'normalised_entropy', 'rank_candidates', 'model_probs',
-           'kfold_probs', 'split_names', 'cleaner_items', 'DecisionCleaner', 'draw', 'count', 'decision_list', 'apply',
-           'read_decisions', 'main']
+           'kfold_probs', 'split_names', 'cleaner_items', 'DecisionCleaner', 'read_decisions', 'main']
 
 # %% ../nbs/03_clean.ipynb #e878b1cf
 import argparse, csv, hashlib, io, json, math, os, random, sys, time
@@ -23,6 +22,7 @@ from .config import Settings, SettingsError, get_settings
 from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl, write_decisions
 from .images import (ImageError, NEAR_DUP_BITS, open_image, image_files, near_duplicate_groups, phash_distance,
                              phash_file, thumbnail)
+from fastcore.basics import patch
 
 # %% ../nbs/03_clean.ipynb #17707ddf
 TRASH = '.trash'              # deleted files go to <data>/.trash/<category>/
@@ -380,17 +380,19 @@ class DecisionCleaner:
         display(self.widget)
 
 # %% ../nbs/03_clean.ipynb #c1d536fa
+@patch
 def shown(self:DecisionCleaner)->list:
     "The items of the current category and split, worst loss first."
     its = [it for it in self.items if it['label'] == self.dd_cat.value and it['split'] == self.dd_split.value]
     return sorted(its, key=lambda it: -it['loss'])[:self.max_n]
-DecisionCleaner.shown = shown
 
 # %% ../nbs/03_clean.ipynb #1d50250f
+@patch
 def _value(self:DecisionCleaner, it:dict)->str:
     act, cat = self.decisions.get(it['file'], ('keep', None))
     return DELETE if act == 'delete' else cat if act == 'relabel' else KEEP
 
+@patch
 def _mark(self:DecisionCleaner, file:str, label:str, value:str):
     if self._drawing: return
     if value == DELETE: self.decisions[file] = ('delete', None)
@@ -398,6 +400,7 @@ def _mark(self:DecisionCleaner, file:str, label:str, value:str):
     else: self.decisions[file] = ('relabel', value)
     self.count()
 
+@patch
 def _tile(self:DecisionCleaner, it:dict)->widgets.VBox:
     f = it['file']
     if f not in self._thumbs: self._thumbs[f] = _thumb(self.data/f, self.thumb)
@@ -408,9 +411,8 @@ def _tile(self:DecisionCleaner, it:dict)->widgets.VBox:
     return widgets.VBox([widgets.Image(value=self._thumbs[f], format='jpeg', width=self.thumb),
                          widgets.HTML(f"<small>{Path(f).name}<br>pred: <b>{pred}</b><br>loss {it['loss']:.2f}</small>"), dd])
 
-for _f in (_value, _mark, _tile): setattr(DecisionCleaner, _f.__name__, _f)
-
 # %% ../nbs/03_clean.ipynb #054be011
+@patch
 def draw(self:DecisionCleaner):
     "Redraw the current view from the stored decisions."
     self._drawing = True
@@ -420,19 +422,20 @@ def draw(self:DecisionCleaner):
     finally: self._drawing = False
     self.count()
 
+@patch
 def count(self:DecisionCleaner):
     "Update the line that counts pending decisions."
     n = Counter(a for a, _ in self.decisions.values())
     self.lbl_pending.value = (f"{len(self.decisions)} decisions pending ({n['delete']} delete, {n['relabel']} relabel), "
                               "kept across every category and split until applied")
 
-for _f in (draw, count): setattr(DecisionCleaner, _f.__name__, _f)
-
 # %% ../nbs/03_clean.ipynb #9e2e825a
+@patch
 def decision_list(self:DecisionCleaner)->list:
     "The pending marks as `Decision`s."
     return [Decision(f, a, c) for f, (a, c) in self.decisions.items()]
 
+@patch
 def apply(self:DecisionCleaner, mover=move_file)->ApplyReport|None:
     "Apply the pending decisions to the files; show what happened."
     self.out_.clear_output()
@@ -447,8 +450,6 @@ def apply(self:DecisionCleaner, mover=move_file)->ApplyReport|None:
     self.out_.append_stdout(f"{rep!r}. Undo with `undo(data)` or `bear-clean undo`.\n")
     self.draw()
     return rep
-
-DecisionCleaner.decision_list, DecisionCleaner.apply = decision_list, apply
 
 # %% ../nbs/03_clean.ipynb #570aab8f
 def read_decisions(path:Path)->list:

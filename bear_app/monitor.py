@@ -4,11 +4,10 @@
 
 # %% auto #0
 __all__ = ['COLUMNS', 'NOT_ANY', 'MODEL_SUFFIXES', 'MonitorSettings', 'candidate_path', 'monitor_settings', 'now', 'connect',
-           'PredictionLog', 'rows', 'get', 'update', 'count', 'close', 'prune', 'model_version', 'image_facts',
-           'answer_of', 'answer_columns', 'failed', 'CandidateError', 'load_candidate', 'Monitor', 'predict',
-           'predict_many', 'psi', 'binom_sf', 'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats',
-           'report', 'format_report', 'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo',
-           'unshare_photo', 'feedback', 'share', 'review_rows', 'write_review', 'version_name', 'keep_model_version',
+           'PredictionLog', 'model_version', 'image_facts', 'answer_of', 'answer_columns', 'failed', 'CandidateError',
+           'load_candidate', 'Monitor', 'psi', 'binom_sf', 'training_mix', 'expected_ood_rate', 'feedback_stats',
+           'shadow_stats', 'report', 'format_report', 'generated_images', 'plot_report', 'record_feedback', 'InboxFull',
+           'share_photo', 'unshare_photo', 'review_rows', 'write_review', 'version_name', 'keep_model_version',
            'model_versions', 'main']
 
 # %% ../nbs/06_monitor.ipynb #8d990525
@@ -22,6 +21,7 @@ from PIL import Image
 from .config import find_settings, ini_section, read_settings
 from .core import atomic_write, file_sha256, write_decisions
 from .images import ImageError, open_image, phash, visible_files
+from fastcore.basics import patch
 
 # %% ../nbs/06_monitor.ipynb #099fac1a
 @dataclass
@@ -131,17 +131,20 @@ class PredictionLog:
         return ids if many else ids[0]
 
 # %% ../nbs/06_monitor.ipynb #a0965cdc
+@patch
 def rows(self:PredictionLog, since:str|None=None)->list: # dicts, oldest first
     "Every row (from `since`, an ISO date or time, on), with probabilities as dicts."
     with self.lock:
         cur = self.con.execute('SELECT * FROM predictions WHERE time >= ? ORDER BY id', (since or '',))
         return [_row(r) for r in cur.fetchall()]
 
+@patch
 def get(self:PredictionLog, log_id:int)->dict|None:
     "Row `log_id`, or None."
     with self.lock: r = self.con.execute('SELECT * FROM predictions WHERE id = ?', (int(log_id),)).fetchone()
     return None if r is None else _row(r)
 
+@patch
 def update(self:PredictionLog, log_id:int, **cols):
     "Set columns of row `log_id` (feedback, sharing)."
     bad = set(cols) - set(COLUMNS)
@@ -150,12 +153,12 @@ def update(self:PredictionLog, log_id:int, **cols):
         self.con.execute(f"UPDATE predictions SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
                          [_sql(v) for v in cols.values()] + [int(log_id)])
 
+@patch
 def count(self:PredictionLog)->int:
     with self.lock: return self.con.execute('SELECT COUNT(*) FROM predictions').fetchone()[0]
 
+@patch
 def close(self:PredictionLog): self.con.close()
-
-for _f in (rows, get, update, count, close): setattr(PredictionLog, _f.__name__, _f)
 
 # %% ../nbs/06_monitor.ipynb #5b11578b
 def _write_many(path:str, n:int, start_at:float):
@@ -166,6 +169,7 @@ def _write_many(path:str, n:int, start_at:float):
     log.close()
 
 # %% ../nbs/06_monitor.ipynb #4eabe6b5
+@patch
 def prune(self:PredictionLog, days:float,          # keep this many days
           data:Path|None=None,                     # the data folder: also prune rows whose shared photo has left the inbox
           at:datetime|None=None)->int:             # now (for tests)
@@ -178,7 +182,6 @@ def prune(self:PredictionLog, days:float,          # keep this many days
             gone = [(r['id'],) for r in old if not (Path(data)/r['shared']).exists()]
             self.con.executemany('DELETE FROM predictions WHERE id = ?', gone); n += len(gone)
     return n
-PredictionLog.prune = prune
 
 # %% ../nbs/06_monitor.ipynb #e9a6f5aa
 def model_version(model:Path,             # the model's .onnx (its card is the .json beside it)
@@ -267,6 +270,7 @@ class Monitor:
         return self.log.add(self.row(r, image_facts(img, raw), cand, source))
 
 # %% ../nbs/06_monitor.ipynb #71e6e3bb
+@patch
 def predict(self:Monitor, src, source:str|None=None)->dict:
     "The current model's answer for `src` (path, bytes or PIL image) with its `log_id`; the candidate's is only logged."
     raw = None if isinstance(src, Image.Image) else src
@@ -275,10 +279,12 @@ def predict(self:Monitor, src, source:str|None=None)->dict:
     else: r = self.predictor.predict(img)
     return {**r, 'log_id': self.record(r, img, raw, source)}
 
+@patch
 def _file_facts(self:Monitor, f:Path)->dict:
     try: return image_facts(self.predictor.open(f), f)
     except ImageError: return image_facts(None, f)
 
+@patch
 def predict_many(self:Monitor, files:list, source:str|None=None)->list:
     "Predict `files` in batches, run the candidate on them too, log every answer in one transaction."
     res = self.predictor.predict_many(files)
@@ -286,8 +292,6 @@ def predict_many(self:Monitor, files:list, source:str|None=None)->list:
     with ThreadPoolExecutor(4) as ex: facts = list(ex.map(self._file_facts, files))
     ids = self.log.add([self.row(r, f, c if c and not r['error'] else None, source) for r, c, f in zip(res, cand, facts)])
     return [{**r, 'log_id': i} for r, i in zip(res, ids)]
-
-Monitor.predict, Monitor._file_facts, Monitor.predict_many = predict, _file_facts, predict_many
 
 # %% ../nbs/06_monitor.ipynb #8746a292
 def psi(observed:dict,      # category -> count
@@ -509,16 +513,16 @@ def unshare_photo(log:PredictionLog, log_id:int, data:Path)->bool: # whether a s
     log.update(log_id, shared=None)
     return True
 
+@patch
 def feedback(self:Monitor, log_id:int, said:str)->str:
     "`record_feedback` in this monitor's log."
     return record_feedback(self.log, log_id, said)
 
+@patch
 def share(self:Monitor, log_id:int, raw:bytes|None, yes:bool=True)->Path|None:
     "Share (`yes`) the photo `raw` of `log_id` into the inbox, or withdraw it."
     if not yes: unshare_photo(self.log, log_id, self.settings.data); return None
     return share_photo(self.log, log_id, raw, self.settings.inbox, self.settings.data, self.settings.inbox_quota_mb)
-
-Monitor.feedback, Monitor.share = feedback, share
 
 # %% ../nbs/06_monitor.ipynb #2f545670
 def review_rows(log:PredictionLog, data:Path, low_confidence:float=0.6)->list: # rows for `bear-clean apply`

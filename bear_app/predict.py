@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['METHODS', 'LFS_POINTER', 'shrink', 'crop_box', 'fastai_resize', 'to_input', 'ModelError', 'is_lfs_pointer',
            'cache_dir', 'onnx_is_stale', 'build_from_learner', 'load_model', 'ood_path', 'softmax', 'default_model',
-           'CpuModel', 'Predictor', 'reason', 'predict_iter', 'predict_many', 'sample_ood_images', 'fastai_probs',
-           'UsageError', 'format_line', 'cli_settings', 'cli', 'main']
+           'CpuModel', 'Predictor', 'reason', 'sample_ood_images', 'fastai_probs', 'UsageError', 'format_line',
+           'cli_settings', 'cli', 'main']
 
 # %% ../nbs/04_predict.ipynb #5467fdee
 import configparser, json, os, re, sys, threading, warnings
@@ -19,6 +19,7 @@ from .config import find_settings, get_settings
 from .core import atomic_write, file_sha256, fingerprint
 from .images import ImageError, open_image, visible_files
 from .ood import load_detector
+from fastcore.basics import patch
 
 # %% ../nbs/04_predict.ipynb #45c61a6d
 def shrink(img:Image.Image, short_side:int)->Image.Image:
@@ -230,19 +231,20 @@ class Predictor:
         return open_image(src, draft=self.pre.get('draft'))
 
 # %% ../nbs/04_predict.ipynb #bcbdd27d
+@patch
 def run(self:Predictor, x:np.ndarray)->tuple:
     "Class probabilities and not-a-bear scores (None without a detector) for a batch of inputs (N,3,H,W): one forward pass."
     if self.detector is None: return softmax(self.session.run(['logits'], {'image': x})[0]), None
     logits, feats = self.session.run(['logits', 'features'], {'image': x})
     return softmax(logits), self.detector.score(feats)
 
+@patch
 def inputs(self:Predictor, src)->np.ndarray:
     "The model's input (3,H,W) for `src`."
     return to_input(self.open(src), self.pre)
 
-Predictor.run, Predictor.inputs = run, inputs
-
 # %% ../nbs/04_predict.ipynb #c74c8bd1
+@patch
 def result(self:Predictor, p:np.ndarray, s:float|None=None)->dict:
     "The prediction for one row of probabilities `p` and not-a-bear score `s`."
     i = int(p.argmax())
@@ -250,14 +252,13 @@ def result(self:Predictor, p:np.ndarray, s:float|None=None)->dict:
     return {'label': self.vocab[i], 'probability': float(p[i]), 'probs': dict(zip(self.vocab, map(float, p))), 'error': None,
             'ood': ood, 'ood_score': None if s is None else float(s), 'hard_to_read': hard}
 
+@patch
 def predict(self:Predictor, src)->dict:
     "Predict one image (path, bytes or PIL image): label, probability, probs, ood, ood_score, hard_to_read; or an `error` saying why it could not be read."
     try: x = self.inputs(src)
     except Exception as e: return _failed(reason(e))
     P, S = self.run(x[None])
     return self.result(P[0], None if S is None else S[0])
-
-Predictor.result, Predictor.predict = result, predict
 
 def _failed(msg): return {'label': None, 'probability': None, 'probs': None, 'error': msg, 'ood': None, 'ood_score': None, 'hard_to_read': None}
 
@@ -274,6 +275,7 @@ def _inputs(pred, src):
     try: return pred.inputs(src), None
     except Exception as e: return None, reason(e)
 
+@patch
 def _results(self:Predictor, decoded:list)->list:
     "The results for decoded items `[(x or None, error)]`: one batch, or one by one if the batch fails."
     out = [_failed(e) for _, e in decoded]
@@ -282,12 +284,13 @@ def _results(self:Predictor, decoded:list)->list:
     try: P, S = self.run(np.stack([decoded[i][0] for i in ok]))
     except Exception as e:
         if len(ok) == 1: out[ok[0]] = _failed(f"The model could not classify this image ({e})."); return out
-        for i in ok: out[i] = _results(self, [decoded[i]])[0]
+        for i in ok: out[i] = self._results([decoded[i]])[0]
         return out
     for i, p, s in zip(ok, P, [None]*len(ok) if S is None else S): out[i] = self.result(p, s)
     return out
 
 # %% ../nbs/04_predict.ipynb #0f0e8914
+@patch
 def predict_iter(self:Predictor, srcs:list, bs:int=16, workers:int=4):
     "Yield the prediction of each item of `srcs`, in order, as soon as it is done; batches grow from 1 to `bs`."
     chunks, k, n = [], 0, 1
@@ -297,12 +300,12 @@ def predict_iter(self:Predictor, srcs:list, bs:int=16, workers:int=4):
         nxt = submit(chunks[0]) if chunks else []
         for k in range(len(chunks)):
             cur, nxt = nxt, submit(chunks[k+1]) if k+1 < len(chunks) else []
-            yield from _results(self, [f.result() for f in cur])
+            yield from self._results([f.result() for f in cur])
 
+@patch
 def predict_many(self:Predictor, srcs:list, bs:int=16, workers:int=4)->list:
     "Predict every item of `srcs` (a list of results, in order), decoding the next batch in `workers` threads while the model runs."
-    return list(predict_iter(self, srcs, bs, workers))
-Predictor.predict_iter, Predictor.predict_many = predict_iter, predict_many
+    return list(self.predict_iter(srcs, bs, workers))
 
 # %% ../nbs/04_predict.ipynb #06947956
 def _drawn_shapes(n:int, rng:np.random.Generator)->list:

@@ -12,6 +12,7 @@ from io import BytesIO
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
+from fastcore.basics import patch
 
 # %% ../nbs/00c_testing.ipynb #bd813271
 def make_image(seed:int,          # same seed, same picture
@@ -174,6 +175,7 @@ class LoopbackHost:
     def __exit__(self, *a): self.stop()
 
 # %% ../nbs/00c_testing.ipynb #c42dbd1b
+@patch
 def start(self:LoopbackHost):
     "Start serving in a background thread; returns `self`."
     self.server = _Quiet(('127.0.0.1', 0), _handler(self))
@@ -183,14 +185,15 @@ def start(self:LoopbackHost):
     threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': .1}, daemon=True).start()
     return self
 
+@patch
 def stop(self:LoopbackHost):
     "Stop serving."
     if self.server: self.server.shutdown(); self.server.server_close(); self.server = None
 
+@patch(as_prop=True)
 def search_url(self:LoopbackHost): return self.base + '/search'
+@patch(as_prop=True)
 def urls(self:LoopbackHost): return {c: [r['image'] for r in rs] for c, rs in self.results.items()}
-LoopbackHost.start, LoopbackHost.stop = start, stop
-LoopbackHost.search_url, LoopbackHost.urls = property(search_url), property(urls)
 
 # %% ../nbs/00c_testing.ipynb #04d17f0e
 TOY_COLOURS = {'black': (25, 25, 30), 'grizzly': (150, 95, 45), 'teddy': (235, 195, 125)}
