@@ -2,6 +2,7 @@
 reader, `bear_app.images`: decoded, or refused with a sentence of the right kind that names no Python exception and
 no Pillow constant."""
 import io, re, shutil, struct, subprocess, sys
+import numpy as np
 import pytest
 from PIL import Image, ImageFile
 from conftest import CASES, ROOT, needs_cases
@@ -29,6 +30,13 @@ EXPECTED = {
     'images/png_decompression_dos.png': (['refused for safety', 'text chunk'], ['damaged']),
     'train/cut_off.jpg': (['damaged or incomplete'], []),
     'train/panorama_110mp.png': (['too large', '11000×10000', '100 megapixels'], []),
+    # Round 3: deep pixels read by their range, valid files never called damaged, damaged ones never a variant
+    'images3/16bit.MM.cropped.tif': None, 'images3/grizzly_float32.tif': None, 'images3/grizzly_8bit.png': None,
+    'images3/grayscale-old-style-jpeg.tiff': None,   # old-style JPEG inside a TIFF: read from its JPEG stream
+    'images3/broken.png': (['PNG', 'damaged'], ['variant']),
+    'images3/timeout-060745d3f534ad6e4128c51d336ea5489182c69d.blp': (['BLP', 'damaged', 'ends early'], ['variant']),
+    'images3/timeout-31c8f86233ea728339c6e586be7af661a09b5b98.blp': (['BLP', 'damaged', 'ends early'], ['variant']),
+    'gather3/hopper.qoi': None, 'gather3/ctc24.tga': None,
 }
 
 @needs_cases
@@ -46,7 +54,7 @@ def test_case(name):
 @needs_cases
 def test_every_case_file_is_listed():
     "A case added to the folder must get an expectation here."
-    seen = {f"{p.parent.name}/{p.name}" for d in ('images', 'train') for p in (CASES/d).iterdir()}
+    seen = {f"{p.parent.name}/{p.name}" for d in ('images', 'train', 'images3', 'gather3') for p in (CASES/d).iterdir()}
     assert seen <= set(EXPECTED) | {'images/16bit_99.9mp.png'}, seen - set(EXPECTED)   # that one: the memory test below
 
 def _verdicts(names:list)->list:
@@ -107,3 +115,49 @@ def test_any_plugin_failure_becomes_a_plain_sentence(monkeypatch, exc):
     with pytest.raises(ImageError) as e: verify_image(_jpeg())
     msg = str(e.value)
     assert not INTERNAL.search(msg) and ('JPEG' in msg or isinstance(exc, MemoryError)), msg
+
+@needs_cases
+def test_float_tiff_is_the_picture_of_its_8_bit_copy():
+    "A 32-bit float TIFF (values 0..1) reads as the same picture as the 8-bit PNG of the same photo, not a black one."
+    f, p = (np.asarray(open_image(CASES/'images3'/n), dtype=int) for n in ('grizzly_float32.tif', 'grizzly_8bit.png'))
+    assert np.abs(f - p).max() <= 1 and p.mean() > 50
+
+@needs_cases
+def test_big_endian_16_bit_greyscale_uses_its_range():
+    "`I;16B` (16-bit greyscale, big-endian, as Mac and scientific software write TIFFs) is scaled to 8 bits, not refused or clipped."
+    a = np.asarray(open_image(CASES/'images3'/'16bit.MM.cropped.tif'))
+    assert a.max() == 255 and a.min() < 128 and (a[..., 0] == a[..., 2]).all()
+
+def _fade_in_gif(n=12):
+    "A GIF that fades in from a white first frame to a striped picture, as banners and stickers do."
+    pic = np.kron(np.indices((6, 8)).sum(0) % 2 * 200, np.ones((8, 8)))
+    frames = [Image.fromarray((255 - (255 - pic) * k / (n - 1)).astype(np.uint8)).convert('P') for k in range(n)]
+    b = io.BytesIO(); frames[0].save(b, 'GIF', save_all=True, append_images=frames[1:], duration=80); return b.getvalue()
+
+def test_animation_is_judged_by_a_frame_with_the_picture():
+    "A GIF fading in from white is read at a frame that shows the picture, never its blank first frame (every stage alike)."
+    a = np.asarray(open_image(_fade_in_gif()).convert('L'))
+    assert a.std() > 80 and a.min() < 30, (a.std(), a.min())
+    assert verify_image(_fade_in_gif())['phash'] == images.phash(open_image(_fade_in_gif()))
+
+def _folder_peak_mb(files:list, tmp, code:str='')->int:
+    "Peak resident memory (MB) of a fresh `bear-predict` run over a folder holding `files`, after `code` ran in it."
+    d = tmp/'folder'; d.mkdir()
+    for i, f in enumerate(files): shutil.copy(f, d/f"{i}-{f.name}")
+    run = (f"import sys; {code}\nfrom bear_app.predict import main\nrc = main([{str(d)!r}])\n"
+           "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) // 1024)")
+    r = subprocess.run([sys.executable, '-c', run], capture_output=True, text=True, cwd=ROOT)
+    assert 'Traceback' not in r.stderr and r.stdout.count('damaged') == len(files), (r.stdout, r.stderr[-2000:])
+    return int(r.stdout.split()[-1])
+
+BLPS = sorted(CASES.glob('images3/timeout-*.blp'))
+
+@needs_cases
+def test_folder_of_blp_bombs_stays_under_1_gb(tmp_path):
+    "BLP files of 1.6 KB that declare 84 million pixels: refused from their header, a folder run stays small."
+    assert _folder_peak_mb(BLPS * 4, tmp_path) < 1000
+
+@needs_cases
+def test_decode_budget_alone_keeps_a_folder_run_under_1_gb(tmp_path):
+    "With the header check off, the process-wide decode budget still lets one large decode run at a time (it was 2 GB)."
+    assert _folder_peak_mb(BLPS * 2, tmp_path, 'import bear_app.images as bi; bi._least_bytes = lambda im: 0') < 1000
