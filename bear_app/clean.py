@@ -9,7 +9,7 @@ __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'KEEP', 'DELETE', 'tree_state', 'journ
            'kfold_probs', 'split_names', 'cleaner_items', 'DecisionCleaner', 'read_decisions', 'main']
 
 # %% ../nbs/03_clean.ipynb #e878b1cf
-import argparse, csv, hashlib, io, json, math, os, random, sys, time
+import argparse, csv, io, json, math, os, sys
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -20,8 +20,8 @@ import bear_app
 from PIL import Image
 from .config import Settings, SettingsError, get_settings
 from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl, write_decisions
-from .images import (ImageError, NEAR_DUP_BITS, open_image, image_files, near_duplicate_groups, phash_distance,
-                             phash_file, thumbnail)
+from .images import (ImageError, NEAR_DUP_BITS, near_duplicate_groups, phash_distance, phash_file,
+                             thumbnail)
 from fastcore.basics import patch
 
 # %% ../nbs/03_clean.ipynb #17707ddf

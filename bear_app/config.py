@@ -8,7 +8,7 @@ __all__ = ['SettingsError', 'find_settings', 'Settings', 'read_settings', 'get_s
 # %% ../nbs/00_config.ipynb #cf39daf8
 import configparser, os
 import bear_app
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # %% ../nbs/00_config.ipynb #7873662f

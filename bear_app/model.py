@@ -12,7 +12,7 @@ import warnings
 warnings.filterwarnings('ignore', message=r'`torch.jit.script` is deprecated', category=FutureWarning)  # raised while timm imports; nothing here uses TorchScript
 
 # %% ../nbs/02a_model.ipynb #5537219a
-import socket, warnings
+import urllib.parse, urllib.request, warnings
 from pathlib import Path
 import numpy as np
 import torch, timm
@@ -53,18 +53,21 @@ def imagenet_top(model:nn.Module, img, k:int=3):
     with torch.inference_mode(): return model.eval()(x[None])[0].topk(k).indices.tolist()
 
 # %% ../nbs/02a_model.ipynb #79a88538
+def _download(url:str, dst:Path, timeout:float=15)->Path:
+    "Download `url` to `dst` (atomically) unless it is there; a connection that stays silent fails after `timeout` seconds."
+    if not dst.exists():
+        with urllib.request.urlopen(url, timeout=timeout) as r: atomic_write(dst, r.read())
+    return dst
+
 def _torchvision_arch(name):
     "A torchvision ResNet whose ImageNet weights are cached or can be downloaded now."
     import torchvision.models as tvm
-    import socket
     arch, weights = getattr(tvm, name), tvm.get_model_weights(name).DEFAULT
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(15)  # a network that swallows packets fails in seconds, not never
-    try: weights.get_state_dict(progress=False)
+    cached = Path(torch.hub.get_dir())/'checkpoints'/Path(urllib.parse.urlparse(weights.url).path).name  # where torchvision looks
+    try: _download(weights.url, cached); weights.get_state_dict(progress=False)
     except Exception as e:
         raise RuntimeError(f"arch = {name} needs its ImageNet weights from the internet ({e.__class__.__name__}: {e}). "
                            "Offline, set `arch = efficientnet_lite0` in settings.ini: its weights ship with the package.") from None
-    finally: socket.setdefaulttimeout(old)
     return arch
 
 def get_arch(name:str): # an architecture name from settings.ini

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 import bear_app
 from .config import find_settings, get_settings
-from .core import atomic_write, file_sha256, fingerprint
+from .core import atomic_write, file_sha256
 from .images import ImageError, open_image, visible_files
 from .ood import load_detector
 from fastcore.basics import patch
@@ -88,7 +88,7 @@ def onnx_is_stale(pkl:Path, # the exported learner
 # %% ../nbs/04_predict.ipynb #24925b34
 def _load_learner(pkl:Path):
     "`load_learner(pkl)`, or a `ModelError` in words (imports fastai)."
-    import bear_app.model   # what our own learners refer to, and quiet about timm's TorchScript notice
+    import bear_app.model  # noqa: F401 — what our own learners refer to, and quiet about timm's TorchScript notice
     from fastai.learner import load_learner
     try:
         with warnings.catch_warnings():   # the predictor says it once in its docs: a learner is a pickle, load only ones you trust

@@ -11,20 +11,35 @@ __all__ = ['PRESIZE', 'BOOK', 'FINETUNE', 'LOGITS', 'FEATURES', 'BOTH', 'CANDIDA
            'cross_validate', 'compare_recipes', 'choose_recipe', 'TrainingError', 'train_and_export', 'main']
 
 # %% ../nbs/02_train.ipynb #a19bb20d
-import bear_app, dataclasses, hashlib, json, os, platform, random, sys, tempfile, time
+import bear_app, dataclasses, json, os, platform, random, sys, time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from .model import (ImageNetProbe, LinearProbe, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier,
+from .model import (ImageNetProbe, LinearProbe, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier,  # noqa: F401
                             imagenet_top, lite0_imagenet_state, preprocessing, probe_learner, probe_split)  # ImageNetProbe, probe_*: learners exported before 02a_model pickled them as bear_app.train's
+import numpy as np
 import torch, timm
-from fastai.vision.all import *
+from torch import nn, Tensor
+from fastcore.basics import noop
+from fastcore.foundation import L
+import fastai.callback.all  # noqa: F401  (fastai's callbacks and what they add to Learner: fine_tune, the progress bar)
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
+from fastai.data.transforms import IntToFloatTensor, RandomSplitter, Transform, parent_label
+from fastai.interpret import ClassificationInterpretation
+from fastai.learner import Learner
+from fastai.losses import LabelSmoothingCrossEntropyFlat
+from fastai.metrics import error_rate
+from fastai.torch_core import TensorImage, set_seed
+from fastai.vision.augment import RandomResizedCrop, Resize, ResizeMethod, aug_transforms
+from fastai.vision.core import PILImage
+from fastai.vision.learner import vision_learner
 from dataclasses import dataclass, asdict
-from .config import Settings, get_settings
+from .config import Settings
 from .core import atomic_write, file_sha256, fingerprint
 from .monitor import keep_model_version
-from .images import (NEAR_DUP_BITS, ImageError, open_image, image_files, near_duplicate_groups, readable_images,
-                             visible_files)
+from .images import NEAR_DUP_BITS, open_image, near_duplicate_groups, readable_images, visible_files
 from .ood import bank_copies, fit_detector, save_detector
 from .predict import UsageError, _Parser, cli, cli_settings, ood_path, shrink, to_input
 

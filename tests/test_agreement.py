@@ -1,7 +1,7 @@
 """Every stage gives the same verdict on the same file (issue 11, "one reader of images"): gather's verify
 (`bear-gather --from-folder`), training's dataset check (`dataset_files`), `bear-predict` and the app's classify path,
 fed one folder of awkward files."""
-import io, json, shutil, subprocess, sys
+import io, json, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest

@@ -1,7 +1,7 @@
 """The app's widgets driven headlessly, as the page drives them: set `upload.value` the way ipywidgets 8 does, click
 Classify, read the output and the label. Every kind of file a visitor may upload gets an answer or a plain message,
 and a bad file never leaves the previous answer on screen."""
-import io, json, struct, zlib
+import io, struct, zlib
 import numpy as np
 import pytest
 from PIL import Image

@@ -276,7 +276,6 @@ def http_status(url):
     except urllib.error.HTTPError as e: return e.code
 
 def test_a_page_whose_kernel_died_offers_a_reload(server, browser):
-    import psutil
     proc, url = server
     blocked = []
     page = open_app(browser, url, blocked)

@@ -8,7 +8,6 @@ import pytest
 from bear_app.clean import (DELETE, KEEP, TRASH, Decision, DecisionCleaner, apply_decisions, cleaner_items, journal_moves,
                             journal_path, kfold_probs, main, move_file, rank_candidates, read_decisions, split_names,
                             tree_state, undo)
-from bear_app.core import read_jsonl
 from bear_app.images import image_files, near_duplicate_groups
 from bear_app.testing import toy_dataset
 from conftest import BEAR_DATA, CASES, ROOT, needs_bear_data, needs_cases

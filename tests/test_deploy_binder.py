@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from bear_app.testing import settings_copy
-from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, server_env, start_server, stop_server,
+from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, server_env, start_server, stop_server,  # noqa: F401 (browser: a fixture)
                           open_app, kernel_id, upload_and_classify, photos, big_photo, answered, compressed)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")

@@ -4,7 +4,7 @@ import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from test_browser import CHROMIUM, ARTIFACTS, browser, free_port, server_env, NOT_LOOPBACK
+from test_browser import CHROMIUM, ARTIFACTS, browser, free_port, server_env, NOT_LOOPBACK  # noqa: F401 (browser: a fixture)
 
 STAMP = ROOT/'.venv'/'.installed'
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),

@@ -1,10 +1,10 @@
 "Gathering against a loopback image host (200+ good images, 40+ bad answers), resuming, and the real scrape."
-import json, mimetypes, os, re, shutil, signal, subprocess, sys, time
+import mimetypes, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from bear_app.gather import (gather, search_images, read_manifest, folder_items, urls_file_items, http_search_backend,
                              SearchUnavailable, http_pool, fetch_url)
-from bear_app.images import near_duplicate_groups, phash_file, verify_image
+from bear_app.images import near_duplicate_groups, verify_image
 from bear_app.testing import LoopbackHost, make_image
 from conftest import CASES, ROOT, needs_cases
 KW = dict(timeout=(2, 1), deadline=2.5, max_bytes=300_000, workers=8, progress=False)  # slow hosts wait 3 s

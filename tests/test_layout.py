@@ -1,8 +1,6 @@
 """The package's layout: imports run one way (no cycle among bear_app modules, function-level imports included), and
 test scaffolding (web servers, toy data) lives only in bear_app.testing."""
 import ast
-from pathlib import Path
-import pytest
 from conftest import ROOT
 
 PKG = ROOT/'bear_app'

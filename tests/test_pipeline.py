@@ -4,7 +4,6 @@ import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
-from conftest import ROOT
 
 BIN = Path(sys.executable).parent
 

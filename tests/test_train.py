@@ -10,7 +10,7 @@ from bear_app.model import efficientnet_lite0, get_arch, imagenet_top
 from bear_app.train import OURS, GroupedSplitter, bear_datablock, dataset_files, group_folds
 from bear_app.images import open_image, image_files
 import bear_app
-from conftest import CASES, needs_cases
+from conftest import CASES
 
 ROOT = Path(__file__).resolve().parents[1]
 BEAR_DATA = Path(os.environ.get('BEAR_DATA', ROOT/'..'/'shared'/'data'/'bears'))
