@@ -61,8 +61,8 @@ _KEYS = {'gather': {'images_per_category': int, 'workers': int, 'max_bytes': int
                    'candidates': str},
          'paths': {'data': str, 'models': str, 'model_name': str},
          # the serving and monitoring stages read and check their own keys (`bear_app.serve`, `bear_app.monitor`)
-         'app': {'title': str, 'max_visitors': str, 'warm_kernels': str, 'upload_limit_mb': str, 'unconnected_timeout': str,
-                 'idle_timeout': str, 'candidate': str},
+         'app': {'title': str, 'max_visitors': str, 'warm_kernels': str, 'upload_limit_mb': str, 'connect_timeout': str,
+                 'unconnected_timeout': str, 'idle_timeout': str, 'candidate': str},
          'monitor': {'log': str, 'retention_days': str, 'inbox': str, 'inbox_quota_mb': str, 'low_confidence': str,
                      'psi_alarm': str, 'ood_p_alarm': str, 'min_n': str}}
 

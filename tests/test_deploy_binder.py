@@ -3,7 +3,8 @@ already importable here), then `jupyter server` started with that prefix on its 
 Binder starts it, and `/voila/render/nbs/app.ipynb` driven in headless Chromium. Checks that the server applies the
 app's settings: a 16 MB photo the browser cannot shrink (TIFF) is classified (Tornado's default websocket limit is
 10 MiB), no request leaves 127.0.0.1 (MathJax from a CDN, in this mode), the template is locked, and the kernel of a
-page that was left is culled (a short timeout from the test's settings.ini)."""
+page that was left is culled (a short timeout from the test's settings.ini), and no spare kernel is warmed beside
+the only visitor's (one person per server)."""
 import json, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
@@ -45,6 +46,7 @@ def test_binder_applies_the_settings(binder, browser, tmp_path):
     proc, base = binder
     url = base + 'voila/render/nbs/app.ipynb'
     blocked = []
+    opened = time.time()
     page = open_app(browser, url, blocked)
     assert page.title() == app_settings()['title']
     photo, want = photos(tmp_path)
@@ -55,6 +57,8 @@ def test_binder_applies_the_settings(binder, browser, tmp_path):
     assert answered(label, want), label
     assert not page.locator('#bear-lost').count() and not page.locator('.bear-upload-notice').is_visible()
     kid = kernel_id(page)
+    time.sleep(max(0, opened + 8 - time.time()))             # past the pool's refill delay (5 s after the request)
+    assert kernel_ids(base) == {kid}, "a spare kernel was warmed beside the only visitor's (one person per server)"
     page.goto('about:blank'); page.context.close()            # the visitor leaves
     deadline = time.time() + 30
     while kid in kernel_ids(base) and time.time() < deadline: time.sleep(0.5)
