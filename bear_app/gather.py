@@ -18,7 +18,7 @@ from fastprogress.fastprogress import progress_bar
 import bear_app
 from .config import SettingsError, get_settings
 from .core import atomic_write
-from .images import (ImageError, NEAR_DUP_BITS, describe_bytes, near_duplicate_groups, phash_distance,
+from .images import (ImageError, NEAR_DUP_BITS, is_hidden, near_duplicate_groups, phash_distance, plainly_not_an_image,
                      sniff_format, verify_image, visible_files)
 
 # %% ../nbs/01_gather.ipynb #c6fd149c
@@ -176,8 +176,8 @@ def fetch_url(url:str,                  # http(s) URL of an image
               max_bytes:int=20_000_000, # give up on files larger than this
               deadline:float=30.,       # give up on downloads slower than this, in seconds
               pool:urllib3.PoolManager|None=None, # keep-alive connections to reuse (`http_pool`); default: a new one
-             )->tuple:                  # (extension of the real format, sha256 hex, bytes written)
-    "Stream `url` into `dest`, checking its magic bytes, size and speed; raise `FetchError` with a reason."
+             )->tuple:                  # (extension its first bytes claim, or 'img'; sha256 hex; bytes written)
+    "Stream `url` into `dest`, checking its first bytes, size and speed; raise `FetchError` with a reason."
     start, r, whole = time.monotonic(), None, False
     try:
         r = _get(url, timeout, pool or http_pool(1))
@@ -187,8 +187,8 @@ def fetch_url(url:str,                  # http(s) URL of an image
         with open(dest, 'wb') as f:
             while chunk := r.read1(65536) if ext else r.read(32):
                 if ext is None:
-                    ext = sniff_format(chunk)
-                    if ext is None: raise FetchError(f'not an image: {describe_bytes(chunk)}')
+                    if looks := plainly_not_an_image(chunk): raise FetchError(f'not an image: {looks}')
+                    ext = sniff_format(chunk) or 'img'   # a name for now; `verify_image` judges the file
                 size += len(chunk)
                 if size > max_bytes: raise FetchError(f'too large: more than max_bytes {max_bytes}')
                 if time.monotonic() - start > deadline: raise FetchError(f'too slow: not done after {deadline:g}s')
@@ -273,10 +273,8 @@ class GatherReport:
 
 # %% ../nbs/01_gather.ipynb #10169a8b
 def _copy_file(src:Path, dest:Path, max_bytes:int):
-    "Copy a local file like `fetch_url` downloads one: sniffed, capped, hashed."
-    with open(src, 'rb') as f: head = f.read(32)
-    ext = sniff_format(head)
-    if ext is None: raise FetchError(f'not an image: {describe_bytes(head)}' if head else 'empty file (0 bytes)')
+    "Copy a local file like `fetch_url` downloads one: capped and hashed (whether it is an image is `verify_image`'s to say)."
+    with open(src, 'rb') as f: ext = sniff_format(f.read(32)) or 'img'
     size = src.stat().st_size
     if size > max_bytes: raise FetchError(f'too large: {size} bytes > max_bytes {max_bytes}')
     data = src.read_bytes(); dest.write_bytes(data)
@@ -409,13 +407,16 @@ def urls_file_items(path:Path, # text file: one `category URL` per line; `#` com
 
 def folder_items(path:Path, # folder holding one folder of images per category
                 )->list:
-    "Items for `gather` from a folder of category folders (every visible file, whatever its name)."
+    "Items for `gather` from a folder of category folders (every visible file below each, whatever its name); files left out are named on stderr."
     path = Path(path)
     if not path.is_dir(): raise ValueError(f'{path}: no such folder; pass a folder that holds one folder of photos per category')
-    cats = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith('.'))
+    cats = sorted(d for d in path.iterdir() if d.is_dir() and not is_hidden(d))
     if not cats: raise ValueError(f'{path} has no category folders; put images in {path}/<category>/')
-    items = [dict(category=d.name, url=str(f.resolve()), query=f'folder:{d.name}', title=f.name, local=True)
-             for d in cats for f in visible_files([d])]
+    items, left = [], {p: 'not in a category folder' for p in sorted(path.iterdir()) if p.is_file() and not is_hidden(p)}
+    for d in cats:
+        fs = visible_files([d]); left |= fs.left_out
+        items += [dict(category=d.name, url=str(f.resolve()), query=f'folder:{d.name}', title=f.name, local=True) for f in fs]
+    for p, why in left.items(): print(f'skipped {p.relative_to(path).as_posix()}: {why}', file=sys.stderr)
     if not items: raise ValueError(f'{path}: its category folders hold no files; put images in {path}/<category>/')
     return items
 

@@ -78,7 +78,7 @@ def _bad_cases(host, k:int, dup:bytes)->list:
             (f'/bad/webp/{k}.jpg', _body(make_image(30_000 + k, host.size, 'WEBP')), ('ok', 'webp')),
             (f'/bad/dup/{k}.jpg', _body(dup), ('duplicate', 'same bytes as')),
             (f'/bad/near/{k}.jpg', _body(near_copy(dup)), ('near_duplicate', 'looks like')),
-            (f'/bad/text/{k}.jpg', _body(b'GIF? no: just some text\n'*10), ('failed', 'not an image')),
+            (f'/bad/text/{k}.jpg', _body(b'GIF? no: just some text\n'*10), ('invalid', 'not an image')),
             (f'/bad/moved/{k}.jpg', lambda h: h.redirect(f'/bad/target/{k}.png'), ('ok', 'png'))]
 
 # %% ../nbs/00c_testing.ipynb #016f2e53
