@@ -63,13 +63,13 @@ class BearKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._ready, self._warming, self._pooled, self._refill = [], None, set(), None   # warm ids; the task warming one; both; a timer
         self.visitors, self._starting, self._closing, self._last_request = set(), 0, False, -1e9
-        self._unconnected = {}                                   # visitor kernel id -> when its page was requested
+        self._unconnected = {}                                   # visitor kernel id -> when its page was requested (till it connects)
         IOLoop.current().add_callback(self.fill_pool)   # once the server runs: the first visitor finds a kernel ready
 
     def visitor_count(self)->int:
-        "Pages that hold (or are being given) a kernel now."
+        "Pages that hold (or are being given) a place now: those that never connected in time hold none."
         self.visitors &= set(self._kernels)
-        return len(self.visitors) + self._starting
+        return len(self.visitors) - len(self._lapsed()) + self._starting
 
 # %% ../nbs/05a_serve.ipynb #a1f0c013
 @patch
@@ -82,10 +82,12 @@ async def start_kernel(self:BearKernelManager, *, kernel_id=None, path=None, **k
     self._starting += 1; self._last_request = time.monotonic()
     try:
         kid = await self._from_pool(path, kwargs.get('kernel_name'))
-        if kid is None: kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
+        if kid is None:
+            await self._make_room()
+            kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
         self.get_kernel(kid).last_activity = utcnow()
-        self.visitors.add(kid); self._unconnected[kid] = time.monotonic(); self._expect_page(kid)
-        self.log.info("Visitor %d of %d gets kernel %s", len(self.visitors), self.max_visitors, kid)
+        self.visitors.add(kid); self._unconnected[kid] = time.monotonic()
+        self.log.info("Visitor %d of %d gets kernel %s", len(self.visitors) - len(self._lapsed()), self.max_visitors, kid)
         self.add_restart_callback(kid, lambda: asyncio.ensure_future(self._end_restarted(kid)), 'restart')
     finally: self._starting -= 1
     self.fill_pool()
@@ -125,8 +127,9 @@ async def _warm_kernel(self:BearKernelManager)->str:
 def fill_pool(self:BearKernelManager):
     "Warm one more kernel if the pool is short of `pool_size` and no page was requested for `refill_delay` seconds."
     if self._closing: return
-    want = min(self.pool_size, self.max_visitors - self.visitor_count())
-    if not self.spare_kernels and self.visitor_count(): want = 0   # one person, who has a kernel: no spare for nobody
+    held = len(self.visitors) + self._starting                    # visitors' kernels (those that lost their place too)
+    want = min(self.pool_size, self.max_visitors - held)
+    if not self.spare_kernels and held: want = 0                   # one person, who has a kernel: no spare for nobody
     for kid in self._ready[max(0, want):]:                         # more warm kernels than wanted: end the extra ones
         self._ready.remove(kid); asyncio.ensure_future(self.shutdown_kernel(kid, now=True))
     if self._warming is not None or len(self._ready) >= want: return
@@ -209,23 +212,23 @@ def notify_connect(self:BearKernelManager, kernel_id:str):
     if asked is not None: self.log.info("The page of kernel %s connected %.1f s after its request", kernel_id, time.monotonic() - asked)
 
 @patch
-def _expect_page(self:BearKernelManager, kid:str, delay:float|None=None):
-    "In `delay` (default `connect_timeout`) seconds, end visitor kernel `kid` if its page has not connected."
-    later = lambda: asyncio.ensure_future(self._end_if_unconnected(kid))
-    IOLoop.current().call_later(self.connect_timeout if delay is None else delay, later)
+def _lapsed(self:BearKernelManager)->list:
+    "Visitor kernels whose page has not connected `connect_timeout` seconds after its notebook ran: the oldest first."
+    out, now = [], utcnow()
+    for kid in sorted(self._unconnected, key=self._unconnected.get):
+        kernel = self._kernels.get(kid)
+        try: idle = (now - kernel.last_activity).total_seconds()
+        except (AttributeError, TraitError): continue        # gone, or not yet watched
+        if idle >= self.connect_timeout and getattr(kernel, 'execution_state', '') != 'busy': out.append(kid)
+    return out
 
 @patch
-async def _end_if_unconnected(self:BearKernelManager, kid:str):
-    if kid not in self._unconnected or kid not in self: return          # connected, or already ended
-    kernel = self.get_kernel(kid)
-    try: idle = (utcnow() - kernel.last_activity).total_seconds()
-    except TraitError: idle = 0.0
-    if getattr(kernel, 'execution_state', '') == 'busy' or idle < self.connect_timeout:   # the notebook still runs
-        return self._expect_page(kid, max(0.5, self.connect_timeout - idle))
-    self.log.warning("The page of kernel %s never connected (%.0f s since its request: a link preview, a bot, a reload):"
-                     " ending it, its place is free", kid, time.monotonic() - self._unconnected[kid])
-    try: await self.shutdown_kernel(kid, now=True)
-    except Exception as e: self.log.warning("Ending kernel %s: %s", kid, e)
+async def _make_room(self:BearKernelManager):
+    "End lapsed kernels, the oldest first, while a new kernel would exceed `max_visitors` kernels."
+    while len(self.visitors) + len(self._ready) + (self._warming is not None) >= self.max_visitors and (lapsed := self._lapsed()):
+        self.log.warning("Ending kernel %s: its page never connected (%.0f s since its request: a link preview, a bot, a "
+                         "reload) and a visitor needs the room", lapsed[0], time.monotonic() - self._unconnected[lapsed[0]])
+        await self.shutdown_kernel(lapsed[0], now=True)
 
 
 # %% ../nbs/05a_serve.ipynb #b3c1e006

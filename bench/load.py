@@ -5,14 +5,18 @@ pool of warm kernels is ready:
 - burst: N visitors (default 8) open the page at the same moment, upload a photo and click Classify;
 - burst1: the same with `warm_kernels = 1` (what the pool of warm kernels is worth);
 - waves: 20 visitors in waves of 5 (a wave starts when the previous one has left);
-- cap: `max_visitors` pages held open, then one more visitor, who must get the busy page (HTTP 503).
+- cap: `max_visitors` pages held open, then one more visitor, who must get the busy page (HTTP 503);
+- bots: N plain page requests at once (default 8: link previews, crawlers, `curl`; each reads the whole page and
+  never connects), then 4 visitors at once, who press "Try again" every 2 s while they get the busy page; their
+  request-to-usable time counts from their first try. bots_before: the same with `connect_timeout` = 3600 s, i.e. as
+  the server behaved before pages had to connect (a place held until the unconnected page's kernel was culled).
 Per visitor: page request -> usable widgets, Classify click -> label, failures (no widgets within the timeout,
 which is what a dead page looks like, or no label). Server + kernel resident memory: peak, and after all have left.
 The page's transfer size with and without compression comes from one visit (Chromium's encoded vs decoded bodies).
 The baseline is the book's notebook (`bench/app.py`'s, load_learner + learn.predict) under plain Voilà, N at once.
 
-Usage: .venv/bin/python bench/load.py [--visitors 8] [--no-book] [--only burst,waves]   (needs /usr/bin/chromium; BEAR_DATA's photos)"""
-import argparse, asyncio, os, socket, statistics, subprocess, sys, tempfile, threading, time
+Usage: .venv/bin/python bench/load.py [--visitors 8] [--bots 8] [--no-book] [--only burst,waves,bots]   (needs /usr/bin/chromium; BEAR_DATA's photos)"""
+import argparse, asyncio, concurrent.futures, os, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
 from pathlib import Path
 import psutil
 
@@ -56,14 +60,17 @@ class Memory:
         self._t = threading.Thread(target=run, daemon=True); self._t.start(); return self
     def __exit__(self, *a): self._stop = True; self._t.join()
 
-async def visit(browser, url, photo, label_prefix, hold=None):
-    "One visitor: (usable s, label s, failure or None); with `hold`, keep the page open until `hold` is set."
+async def visit(browser, url, photo, label_prefix, hold=None, retry_busy=0):
+    "One visitor: (usable s, label s, failure or None); with `hold`, keep the page open until `hold` is set; with "
+    "`retry_busy`, ask again every 2 s for that many seconds while the answer is the busy page (`busy`: how often)."
     ctx = await browser.new_context()
     page = await ctx.new_page()
-    out = {'usable': None, 'label': None, 'failure': None}
+    out = {'usable': None, 'label': None, 'failure': None, 'busy': 0}
     try:
         t0 = time.perf_counter()
         r = await page.goto(url, timeout=TIMEOUT)
+        while r.status == 503 and time.perf_counter() < t0 + retry_busy:
+            out['busy'] += 1; await page.wait_for_timeout(2000); r = await page.goto(url, timeout=TIMEOUT)
         if r.status == 503: out['failure'] = 'busy page'; return out
         try: await page.locator('.widget-upload').wait_for(timeout=TIMEOUT)
         except Exception:
@@ -120,6 +127,20 @@ async def waves(browser, proc, url, photo, total, size, prefix):
             rs += await asyncio.gather(*[visit(browser, url, photo, prefix) for _ in range(size)])
     return rs, m.peak, await settle(proc)
 
+def plain_get(url):
+    "A plain GET, as a link preview or a crawler makes it (the whole page read, no script run): the HTTP status."
+    try:
+        with urllib.request.urlopen(url, timeout=300) as r: r.read(); return r.status
+    except urllib.error.HTTPError as e: return e.code
+
+async def bots_then_visitors(browser, proc, url, photo, n, visitors=4):
+    "`n` plain GETs at once, then `visitors` real visitors at once, retrying on the busy page for up to 5 minutes."
+    with Memory(proc) as m:
+        with concurrent.futures.ThreadPoolExecutor(n) as ex:
+            statuses = await asyncio.gather(*[asyncio.get_running_loop().run_in_executor(ex, plain_get, url) for _ in range(n)])
+        rs = await asyncio.gather(*[visit(browser, url, photo, '', retry_busy=300) for _ in range(visitors)])
+    return rs, statuses, m.peak, await settle(proc)
+
 async def beyond_cap(browser, proc, url, photo, cap):
     "Hold `cap` pages open, then one more visitor: (its failure, peak MiB with the cap reached)."
     hold = asyncio.Event()
@@ -164,8 +185,10 @@ async def main():
     ap.add_argument('--visitors', type=int, default=8)
     ap.add_argument('--waves', type=int, default=20, help='visitors in the waves scenario')
     ap.add_argument('--wave-size', type=int, default=5)
-    ap.add_argument('--only', default='transfer,burst,burst1,waves,cap,book',
-                    help='scenarios to run, comma-separated (burst1: the burst with warm_kernels = 1)')
+    ap.add_argument('--bots', type=int, default=8, help='plain page requests before the visitors in the bots scenario')
+    ap.add_argument('--only', default='transfer,burst,burst1,waves,cap,bots,bots_before,book',
+                    help='scenarios to run, comma-separated (burst1: the burst with warm_kernels = 1; bots_before: '
+                         'the bots with connect_timeout = 3600 s)')
     ap.add_argument('--no-book', action='store_true', help="skip the book's app (the baseline)")
     a = ap.parse_args()
     only = set(a.only.split(',')) - ({'book'} if a.no_book else set())
@@ -211,6 +234,14 @@ async def main():
         if 'waves' in only:
             (rs, peak, after), log = await scenario('waves', lambda proc, url: waves(browser, proc, url, photo, a.waves, a.wave_size, ''))
             rows.append(summary(f'bear_app, {a.waves} in waves of {a.wave_size}', rs, peak, after)); notes += failures('waves', rs, log)
+        for name, app in (('bots', {}), ('bots_before', {'connect_timeout': 3600})):
+            if name not in only: continue
+            (rs, statuses, peak, after), log = await scenario(name, lambda proc, url: bots_then_visitors(browser, proc, url, photo, a.bots), **app)
+            rows.append(summary(f'bear_app, {a.bots} plain requests then 4 visitors' + (', `connect_timeout` = 3600 s (before)' if app else ''),
+                                rs, peak, after))
+            notes.append(f"  {name}: the {a.bots} plain requests got HTTP {', '.join(map(str, sorted(statuses)))}; the visitors "
+                         f"met the busy page {', '.join(str(r['busy']) for r in rs)} times")
+            notes += failures(name, rs, log)
         if 'cap' in only:
             (busy, cap_peak), _ = await scenario('cap', lambda proc, url: beyond_cap(browser, proc, url, photo, cap))
         if 'book' in only:

@@ -23,7 +23,7 @@ def server(tmp_path_factory):
     stop_server(proc)
 
 def get(url):
-    "A plain GET, as a link preview or a crawler makes it: (status, headers, body); the body read to its end."
+    "A plain GET, as a link preview or a crawler makes it: (status, headers, body), the body read to its end."
     try:
         with urllib.request.urlopen(url, timeout=120) as r: return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e: return e.code, e.headers, e.read().decode()
