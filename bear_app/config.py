@@ -47,6 +47,8 @@ class Settings:
     models_path: Path = Path('models')
     model_name: str = 'bear_model'
     title: str = 'Select your bear!'
+    max_photos: int = 20          # the app answers at most this many photos per Classify
+    max_megapixels: int = 200     # and decodes at most this many megapixels per Classify
 
     @property
     def vocab(self): return sorted(self.categories)
@@ -62,9 +64,10 @@ _KEYS = {'gather': {'images_per_category': int, 'workers': int, 'max_bytes': int
          'paths': {'data': str, 'models': str, 'model_name': str},
          # the serving and monitoring stages read and check their own keys (`bear_app.serve`, `bear_app.monitor`)
          'app': {'title': str, 'max_visitors': str, 'warm_kernels': str, 'upload_limit_mb': str, 'connect_timeout': str,
-                 'unconnected_timeout': str, 'idle_timeout': str, 'candidate': str},
+                 'unconnected_timeout': str, 'idle_timeout': str, 'candidate': str,
+                 'max_photos': int, 'max_megapixels': int},
          'monitor': {'log': str, 'retention_days': str, 'inbox': str, 'inbox_quota_mb': str, 'low_confidence': str,
-                     'psi_alarm': str, 'ood_p_alarm': str, 'min_n': str}}
+                     'psi_alarm': str, 'ood_p_alarm': str, 'min_n': str, 'max_rows': str, 'log_per_minute': str}}
 
 def _ini(path:Path)->configparser.ConfigParser:
     "Parse `path`, or raise `SettingsError` naming the line that is not `key = value`."
@@ -120,7 +123,8 @@ def read_settings(path:Path|None=None, # settings.ini to read (default: `find_se
     p = v.get('paths', {})
     return Settings(categories=v['categories'], **v.get('gather', {}), **v.get('train', {}),
                     data_path=root/env.get('BEAR_DATA', p.get('data', 'data')), models_path=root/p.get('models', 'models'),
-                    model_name=p.get('model_name', 'bear_model'), title=v.get('app', {}).get('title', Settings.title))
+                    model_name=p.get('model_name', 'bear_model'),
+                    **{k: a[k] for k in ('title', 'max_photos', 'max_megapixels') if k in (a := v.get('app', {}))})
 
 # %% ../nbs/00_config.ipynb #4b993253
 _cache = {}

@@ -11,7 +11,7 @@ __all__ = ['COLUMNS', 'NOT_ANY', 'MODEL_SUFFIXES', 'MonitorSettings', 'candidate
            'model_versions', 'main']
 
 # %% ../nbs/06_monitor.ipynb #8d990525
-import argparse, hashlib, io, json, math, os, shutil, sqlite3, sys, threading, time
+import argparse, hashlib, io, json, math, os, shutil, sqlite3, sys, threading, time, urllib.parse
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,12 +35,15 @@ class MonitorSettings:
     psi_alarm: float = 0.25        # drift when the class mix's population stability index reaches this
     ood_p_alarm: float = 0.001     # drift when the not-a-bear count's binomial p-value falls to this
     min_n: int = 20                # no drift verdict on fewer answers
+    max_rows: int = 500_000        # the log's size cap: past it the oldest rows go (shared photos' rows stay)
+    log_per_minute: float = 60     # the most answers one app page logs a minute (the rest are shown, not logged)
     candidate: Path|None = None    # the model run in shadow (None: none)
     data: Path = Path('data')      # the data folder
 
 # %% ../nbs/06_monitor.ipynb #e5501281
 _NUMBERS = {'retention_days': float, 'inbox_quota_mb': float, 'low_confidence': float, 'psi_alarm': float,
-            'ood_p_alarm': float, 'min_n': int}
+            'ood_p_alarm': float, 'min_n': int, 'max_rows': int,
+            'log_per_minute': float}
 
 def candidate_path(name:str, models:Path)->Path:
     "The ONNX file of a model named in settings: a name in `models` (`bear_model-20261125-2b30a3d2`) or a path."
@@ -77,8 +80,21 @@ COLUMNS = {'time': 'TEXT NOT NULL', 'source': 'TEXT', 'model': 'TEXT',
 def now()->str: return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
 # %% ../nbs/06_monitor.ipynb #8af37814
-def connect(path:Path, timeout:float=30)->sqlite3.Connection:
-    "Open (creating when missing) the log at `path` in WAL mode; a writer waits up to `timeout` s for another."
+def _connect_readonly(path:Path)->sqlite3.Connection:
+    "Open an existing log for reading only; a file (or folder) this process may not write is read as immutable."
+    uri = f"file:{urllib.parse.quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True, check_same_thread=False); con.execute('SELECT COUNT(*) FROM predictions')
+    except sqlite3.OperationalError as e:
+        if 'no such table' in str(e): raise
+        con = sqlite3.connect(uri + '&immutable=1', uri=True, check_same_thread=False)   # WAL needs a writable -shm otherwise
+    con.row_factory = sqlite3.Row
+    return con
+
+def connect(path:Path, timeout:float=30, # a writer waits up to `timeout` s for another
+            readonly:bool=False)->sqlite3.Connection:   # read an existing log, never writing to it or beside it
+    "Open (creating when missing) the log at `path` in WAL mode, or read-only."
+    if readonly: return _connect_readonly(path)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     con.row_factory = sqlite3.Row
@@ -109,11 +125,13 @@ def _row(r:sqlite3.Row)->dict:
 class PredictionLog:
     "The prediction log: one SQLite file that app kernels and command-line runs append to at once."
     def __init__(self, path:Path,               # the .sqlite file (created when missing)
-                 retention_days:float=0):       # delete rows older than this now (0: keep everything)
-        self.path, self.lock = Path(path), threading.Lock()
-        try: self.con = connect(self.path)
+                 retention_days:float=0,        # delete rows older than this now (0: keep everything)
+                 max_rows:int=0,                # keep at most this many rows, the oldest going first (0: no cap)
+                 readonly:bool=False):          # only read it (reports): works on a log this process may not write
+        self.path, self.lock, self.max_rows = Path(path), threading.Lock(), max_rows
+        try: self.con = connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as e: raise ValueError(f"{self.path} cannot be used as a prediction log ({e}).") from None
-        if retention_days: self.prune(retention_days)
+        if retention_days and not readonly: self.prune(retention_days)
 
     def add(self, recs)->int|list:
         "Append one record (a dict of `COLUMNS`) or a list of them in one transaction; the new row id(s)."
@@ -126,6 +144,8 @@ class PredictionLog:
             try:
                 ids = [self.con.execute(f"INSERT INTO predictions ({', '.join(r)}) VALUES ({', '.join('?' * len(r))})",
                                         [_sql(v) for v in r.values()]).lastrowid for r in rows]
+                if self.max_rows:   # the size cap: the oldest rows go (a shared photo's row stays while the photo does)
+                    self.con.execute('DELETE FROM predictions WHERE id <= ? AND shared IS NULL', (max(ids) - self.max_rows,))
                 self.con.execute('COMMIT')
             except BaseException: self.con.execute('ROLLBACK'); raise
         return ids if many else ids[0]
@@ -255,7 +275,8 @@ class Monitor:
         self.predictor = predictor
         cand = self.settings.candidate if candidate is None else candidate or None
         self.candidate = load_candidate(type(predictor), cand, threads) if isinstance(cand, (str, Path)) else cand  # no import of predict
-        self.log = log if isinstance(log, PredictionLog) else PredictionLog(log or self.settings.log, self.settings.retention_days)
+        self.log = log if isinstance(log, PredictionLog) else PredictionLog(log or self.settings.log, self.settings.retention_days,
+                                                                                          self.settings.max_rows)
         self.version = model_version(self.predictor.model, self.predictor.card)
         self.cand_version = model_version(self.candidate.model, self.candidate.card) if self.candidate else None
 
@@ -584,9 +605,9 @@ def _days(s:str)->float:
     if d is None or not d > 0: raise argparse.ArgumentTypeError(f"{s!r}: give a number of days more than 0 (rows older than that are deleted)")
     return d
 
-def _open_log(path:Path)->PredictionLog:
+def _open_log(path:Path, readonly:bool=True)->PredictionLog:
     if not Path(path).is_file(): raise FileNotFoundError(f"No prediction log at {path} yet: the app and `bear-predict --log` write it.")
-    return PredictionLog(path)
+    return PredictionLog(path, readonly=readonly)   # report and review only read: a read-only log will do
 
 def _parser():
     ap = argparse.ArgumentParser(prog='bear-monitor', description='Watch the deployed model: report on the prediction log, review shared photos.')
@@ -612,7 +633,7 @@ def main(argv:list|None=None)->int:
         if a.cmd == 'versions':
             for v in model_versions(s.models_path, s.model_name): print(f"{v['name']}\t{v['trained_at']}\terror {v['error_rate']}\t{v['version']}")
             return 0
-        log = _open_log(Path(a.log) if a.log else ms.log)
+        log = _open_log(Path(a.log) if a.log else ms.log, readonly=a.cmd != 'prune')
         if a.cmd == 'report':
             model = Path(a.model) if a.model else s.models_path/f'{s.model_name}.onnx'
             if not model.with_suffix('.json').is_file():

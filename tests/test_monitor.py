@@ -318,8 +318,8 @@ def test_a_wrong_candidate_name_is_named_and_the_app_still_logs(tmp_path, predic
     app = BearApp(predictor)
     app.log_answers = True                                            # as when BearApp loads its own predictor
     app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))])
-    app.btn_run.click()
-    assert len(PredictionLog(tmp_path/'log.sqlite').rows()) == 1 and len(app.box_feedback.children) == 1
+    app.btn_run.click(); app.settled()
+    assert len(PredictionLog(tmp_path/'log.sqlite').rows()) == 1 and len(feedback_rows(app)) == 1
 
 def test_shadow_report_compares_current_and_candidate(tmp_path):
     log = PredictionLog(tmp_path/'p.sqlite')
@@ -334,6 +334,15 @@ def test_shadow_report_compares_current_and_candidate(tmp_path):
 
 # --- the app ---------------------------------------------------------------------------------------------------
 
+def feedback_rows(app)->list:
+    "The *Right?* rows on the page, each in its photo's card (None for a card without one)."
+    return [c.children[1] if len(c.children) > 1 else None for c in app.out_pl.children]
+
+def tap(row, option:str):
+    "Tap the *Right?* button `option` of a feedback row."
+    right, *_ = row.children
+    next(b for b in right.children[1:] if b.description == option).click()
+
 @needs_model
 def test_app_logs_every_answer_and_takes_feedback_and_consent(tmp_path, predictor):
     from bear_app.app import BearApp, upload_value
@@ -342,26 +351,28 @@ def test_app_logs_every_answer_and_takes_feedback_and_consent(tmp_path, predicto
     assert 'version ' + predictor.card['pkl_sha256'][:12] in app.lbl_footer.value
     photo, other = random_jpeg(7), random_jpeg(8)
     app.btn_upload.value = upload_value([('mine.jpg', photo), ('other.jpg', other), ('notes.jpg', b'hello')])
-    app.btn_run.click()
+    app.btn_run.click(); app.settled()
     rows = app.monitor.log.rows()
     assert len(rows) == 3 and rows[2]['error'] and all(r['model'] == predictor.card['pkl_sha256'] for r in rows)
-    assert len(app.box_feedback.children) == 2                       # no "Right?" under the unreadable file
-    name, (right, thanks), (share_box, status) = [getattr(w, 'children', w) for w in app.box_feedback.children[0].children]
-    assert right.description == 'Right?' and list(right.options) == ['yes', 'black', 'grizzly', 'teddy', 'not a bear']
-    right.value = 'grizzly'
+    fb = feedback_rows(app)                                           # each photo's card holds its own "Right?"
+    assert [c.children[0].value.count('mine.jpg') > 0 for c in app.out_pl.children] == [True, False, False]
+    assert fb[0] is not None and fb[1] is not None and fb[2] is None  # none under the unreadable file
+    right, thanks, (share_box, status) = fb[0].children[0], fb[0].children[1], fb[0].children[2].children
+    assert right.children[0].value == 'Right?' and [b.description for b in right.children[1:]] == ['yes', 'black', 'grizzly', 'teddy', 'not a bear']
+    tap(fb[0], 'grizzly'); app.settled()
     assert app.monitor.log.get(rows[0]['id'])['truth'] == 'grizzly'
-    assert (thanks.value, status.value) == ('Thanks!', '')           # the thanks sits by the answer it thanks for
-    app.box_feedback.children[1].children[1].children[0].value = 'not a bear'
+    assert 'Thanks!' in thanks.value and status.value == ''           # the thanks sits by the answer it thanks for
+    tap(fb[1], 'not a bear'); app.settled()
     assert app.monitor.log.get(rows[1]['id'])['truth'] == NOT_ANY
     assert not ms.inbox.exists()                                      # nothing shared yet
-    share_box.value = True
+    share_box.value = True; app.settled()
     assert [open_image(f).size for f in ms.inbox.iterdir()] == [(300, 200)] and 'review' in status.value
-    share_box.value = False                                           # consent withdrawn
+    share_box.value = False; app.settled()                            # consent withdrawn
     assert list(ms.inbox.iterdir()) == [] and app.monitor.log.get(rows[0]['id'])['shared'] is None
 
 def test_app_answers_even_when_the_log_cannot_be_written(tmp_path, monkeypatch):
     "A log path that cannot be opened: the visitor still gets the answer."
-    from bear_app.app import BearApp, upload_value
+    from bear_app.app import BearApp, headline, upload_value
     class Fixed:
         model, card = ONNX, {'pkl_sha256': 'ab' * 32}
         def open(self, data): return open_image(data)
@@ -372,5 +383,64 @@ def test_app_answers_even_when_the_log_cannot_be_written(tmp_path, monkeypatch):
     app.log_answers = True                                            # as when BearApp loads its own predictor
     app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))])
     app.btn_run.click()
-    assert app.lbl_pred.value == 'Prediction: teddy; Probability: 80.0%'
-    assert app.monitor is None and app.box_feedback.children == ()
+    assert [headline(r, app.not_a_bear) for r in app.results] == ['Prediction: teddy; Probability: 80.0%']
+    app.settled()
+    assert app.monitor is None and feedback_rows(app) == [None]      # no "Right?" that could not be saved
+
+class Teddy:
+    "A stand-in predictor: every photo is a teddy."
+    model, card = ONNX, {'pkl_sha256': 'ab' * 32}
+    def open(self, data): return open_image(data)
+    def predict(self, img): return {'label': 'teddy', 'probability': .8, 'probs': {'teddy': .8}, 'error': None, 'ood': False}
+
+def test_a_locked_log_costs_the_answer_no_time(tmp_path):
+    "Another process holds the log's write lock: the answer comes at once; the row is written once the lock is gone."
+    import sqlite3, time
+    from bear_app.app import BearApp, upload_value
+    ms = settings_for(tmp_path)
+    app = BearApp(Teddy(), monitor=Monitor(Teddy(), ms.log, settings=ms))
+    locker = sqlite3.connect(ms.log, isolation_level=None); locker.execute('BEGIN IMMEDIATE')
+    t = time.monotonic()
+    app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(9))]); app.btn_run.click()
+    assert time.monotonic() - t < 2 and app.results[0]['label'] == 'teddy'
+    locker.execute('ROLLBACK'); locker.close(); app.settled()
+    assert app.monitor.log.count() == 1
+
+def test_report_reads_a_log_it_may_not_write(tmp_path):
+    "`bear-monitor report` opens the log read-only: it works on a log file this user may only read."
+    import os, shutil, sqlite3, subprocess, sys, tempfile
+    d = Path(tempfile.mkdtemp(dir='/tmp')); os.chmod(d, 0o755)
+    try:
+        log = PredictionLog(d/'log.sqlite'); log.add({'source': 'app', 'label': 'teddy', 'probability': .9, 'ood': False}); log.close()
+        with pytest.raises(sqlite3.OperationalError, match='readonly'): PredictionLog(d/'log.sqlite', readonly=True).add({'label': 'x'})
+        for f in d.iterdir(): os.chmod(f, 0o444)
+        os.chmod(d, 0o555)
+        cmd = [sys.executable, '-c', 'from bear_app.monitor import main; raise SystemExit(main())', 'report', '--log', str(d/'log.sqlite'), '--json']
+        if os.geteuid() == 0:                      # root may write anything: run it as an ordinary user
+            if not shutil.which('runuser'): pytest.skip('running as root without runuser: cannot make the log read-only')
+            cmd = ['runuser', '-u', 'nobody', '--', *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+        if 'Permission denied' in r.stderr and 'log.sqlite' not in r.stderr: pytest.skip(f'nobody cannot run this checkout: {r.stderr[-300:]}')
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert json.loads(r.stdout)['n'] == 1
+    finally:
+        os.chmod(d, 0o755); shutil.rmtree(d)
+
+def test_a_flood_of_non_images_stops_at_the_log_cap_and_the_app_answers(tmp_path):
+    "Two pages sending non-images as fast as they can: the log holds at most `max_rows`, each page at most `log_per_minute`."
+    from dataclasses import replace
+    from bear_app.app import BearApp, headline, upload_value
+    ms = replace(settings_for(tmp_path), max_rows=50, log_per_minute=40)
+    apps = [BearApp(Teddy(), monitor=Monitor(Teddy(), ms.log, settings=ms)) for _ in range(2)]
+    for k in range(4):
+        for app in apps:
+            app.btn_upload.value = upload_value([(f'{k}-{i}.jpg', b'not a photo %d' % i) for i in range(20)]); app.btn_run.click()
+            assert len(app.results) == 20 and all('not an image' in r['error'] for r in app.results)
+    for app in apps: app.settled()
+    log = PredictionLog(ms.log)
+    assert log.count() == 50                       # the cap: 80 rows were logged, the oldest went
+    assert min(r['id'] for r in log.rows()) == 31
+    app = apps[0]
+    app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(3))]); app.btn_run.click()
+    assert headline(app.results[0], app.not_a_bear).startswith('Prediction: teddy')   # still answering
+    assert app.results[0]['log_id'] is None        # past its 40 a minute: shown, not logged
