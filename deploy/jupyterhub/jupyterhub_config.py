@@ -46,9 +46,9 @@ c.JupyterHub.redirect_to_server = False
 # binder/ holds the Jupyter server configuration Binder's image installs (bear_app.serve.app_config(server=True):
 # upload limit, kernel culling, no tracebacks, the locked `bear` template), share/jupyter the template. The server's
 # root is the notebooks' folder: its file API shows visitors no logs/, models/ or settings.ini (on Kubernetes each
-# visitor's pod holds its own files, and the root is the repository's, as on Binder). One visitor per server: no
-# kernel warmed for a next visitor (pool_size=0), only Voila (no JupyterLab, no terminals), and a server whose page
-# was closed (its kernel ended) ends by itself a minute or two later.
+# visitor's pod holds its own files, and the root is the repository's, as on Binder). One visitor per server, only
+# Voila (no JupyterLab, no terminals), and a server whose page was closed (its kernel ended) ends by itself a minute
+# or two later, freeing its place: so no kernel is warmed in advance (pool_size=0), as one would keep it running.
 c.JupyterHub.spawner_class = 'simple'
 c.SimpleLocalProcessSpawner.home_dir_template = str(STATE/'homes'/'{username}')
 c.Spawner.cmd = [sys.executable, '-m', 'jupyterhub.singleuser']
