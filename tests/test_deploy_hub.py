@@ -1,7 +1,7 @@
 """The app behind JupyterHub as deploy/jupyterhub/jupyterhub_config.py configures it: a real hub (`jupyterhub`, the
 `configurable-http-proxy` that `.ci/run` installs into deploy/jupyterhub/node_modules) on 127.0.0.1, with the
-config's own knobs turned down (a cap of 2 servers, 15 idle seconds). Anonymous visitors in headless Chromium, each
-its own browser context: two get a server each and an answer from the app; a third, over the cap, gets the busy
+config's own knobs turned down (a cap of 2 servers, 15 idle seconds). Six plain GETs (bots) start no server. Anonymous
+visitors in headless Chromium, each its own browser context: two get a server each and an answer from the app; a third, over the cap, gets the busy
 page; the first leaves and its server ends, and the third visitor's busy page opens the app by itself; the second
 stays without using the app, and its server is culled with its temporary user, whose page then says it has closed.
 Never more than 2 visitor servers run at once. Also: deploy/jupyterhub/values.yaml (Kubernetes) says the same."""
@@ -67,13 +67,15 @@ def hub(tmp_path_factory):
         try:
             with urllib.request.urlopen(base + 'hub/api/', timeout=5): break
         except OSError: time.sleep(0.2)
-    most = []                # the most visitor servers seen running at once, watched all along
+    most, seen = [], {}      # visitor servers running at once, watched all along; every one seen
     def watch():
         while proc.poll() is None:
-            most.append(len(visitor_servers(proc))); time.sleep(0.3)
+            now = visitor_servers(proc); seen.update(now); most.append(len(now)); time.sleep(0.3)
     threading.Thread(target=watch, daemon=True).start()
     yield proc, base, most, d/'state'
     stop_server(proc)
+    for p in seen.values():   # the hub stops its visitors' servers; any it left behind ends here
+        if p.is_running(): p.kill()
 
 def arrive(browser, base, blocked, log):
     "A new anonymous visitor (a browser context of its own) asking for the hub's front page."
@@ -98,6 +100,11 @@ def needs_hub(f):
 def test_two_visitors_answered_a_third_waits_culling_frees_a_place(hub, browser, tmp_path):
     from bear_app.serve import app_settings
     proc, base, most, state = hub
+    for _ in range(6):       # plain GETs (a link preview, a bot: no script runs) each get a temporary user, no server
+        with urllib.request.build_opener(urllib.request.HTTPCookieProcessor()).open(base, timeout=30) as r:
+            assert r.status == 200 and 'Opening the app' in r.read().decode()
+    time.sleep(1)
+    assert not visitor_servers(proc)
     blocked, log, t0 = [], [], time.monotonic()
     first, second = arrive(browser, base, blocked, log), arrive(browser, base, blocked, log)
     photo, want = photos(tmp_path)
