@@ -63,7 +63,8 @@ class BearKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._ready, self._warming, self._pooled, self._refill = [], None, set(), None   # warm ids; the task warming one; both; a timer
         self.visitors, self._starting, self._closing, self._last_request = set(), 0, False, -1e9
-        self._unconnected = {}                                   # visitor kernel id -> when its page was requested (till it connects)
+        self._unconnected, self._launching = {}, 0               # visitor kernel id -> when its page was requested (till it
+                                                                 # connects); visitors' kernels being started outside the pool
         IOLoop.current().add_callback(self.fill_pool)   # once the server runs: the first visitor finds a kernel ready
 
     def visitor_count(self)->int:
@@ -83,8 +84,9 @@ async def start_kernel(self:BearKernelManager, *, kernel_id=None, path=None, **k
     try:
         kid = await self._from_pool(path, kwargs.get('kernel_name'))
         if kid is None:
-            await self._make_room()
-            kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
+            await self._make_room(); self._launching += 1
+            try: kid = await super(BearKernelManager, self).start_kernel(path=path, **kwargs)
+            finally: self._launching -= 1
         self.get_kernel(kid).last_activity = utcnow()
         self.visitors.add(kid); self._unconnected[kid] = time.monotonic()
         self.log.info("Visitor %d of %d gets kernel %s", len(self.visitors) - len(self._lapsed()), self.max_visitors, kid)
@@ -225,7 +227,8 @@ def _lapsed(self:BearKernelManager)->list:
 @patch
 async def _make_room(self:BearKernelManager):
     "End lapsed kernels, the oldest first, while a new kernel would exceed `max_visitors` kernels."
-    while len(self.visitors) + len(self._ready) + (self._warming is not None) >= self.max_visitors and (lapsed := self._lapsed()):
+    kernels = lambda: len(self.visitors) + self._launching + len(self._ready) + (self._warming is not None)
+    while kernels() >= self.max_visitors and (lapsed := self._lapsed()):
         self.log.warning("Ending kernel %s: its page never connected (%.0f s since its request: a link preview, a bot, a "
                          "reload) and a visitor needs the room", lapsed[0], time.monotonic() - self._unconnected[lapsed[0]])
         await self.shutdown_kernel(lapsed[0], now=True)
