@@ -463,3 +463,24 @@ def test_three_photos_each_with_its_own_answer_and_feedback(server, browser, tmp
     assert cards.nth(0).get_by_text('Thanks!').count() == 0
     assert blocked == [], blocked
     leave(page, proc)
+
+def test_more_photos_than_one_classify_answers_are_cut_in_the_browser(server, browser, tmp_path):
+    "A selection over `max_photos`: the page says 'too many photos at once', sends only the first ones, answers each."
+    from bear_app.config import get_settings
+    proc, url = server
+    cap = get_settings().max_photos
+    tiny = []
+    for i in range(cap + 5):
+        p = tmp_path/f'tiny{i:02d}.png'; Image.new('RGB', (32, 24), (i * 9 % 256, 80, 40)).save(p); tiny.append(p)
+    blocked = []
+    page = open_app(browser, url, blocked)
+    choose(page, *tiny)
+    notice = page.locator('.bear-upload-notice')
+    page.wait_for_function("() => (document.querySelector('.bear-upload-notice') || {}).innerText?.includes('Too many photos')", timeout=30_000)
+    assert f'you chose {cap + 5}' in notice.inner_text() and f'at most {cap}' in notice.inner_text(), notice.inner_text()
+    classify(page)
+    page.locator('.bear-card').nth(cap - 1).wait_for(timeout=60_000)
+    assert page.locator('.bear-card').count() == cap
+    assert page.locator('.bear-card .bear-name').last.inner_text() == f'tiny{cap - 1:02d}.png'
+    assert blocked == [], blocked
+    leave(page, proc)

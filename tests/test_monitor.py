@@ -444,3 +444,13 @@ def test_a_flood_of_non_images_stops_at_the_log_cap_and_the_app_answers(tmp_path
     app.btn_upload.value = upload_value([('bear.jpg', random_jpeg(3))]); app.btn_run.click()
     assert headline(app.results[0], app.not_a_bear).startswith('Prediction: teddy')   # still answering
     assert app.results[0]['log_id'] is None        # past its 40 a minute: shown, not logged
+
+def test_a_page_keeps_only_the_photos_on_screen(tmp_path):
+    "Every upload used to stay in the kernel for its share box (40 uploads: +37 MB); now only the cards on screen keep theirs."
+    from bear_app.app import BearApp, upload_value
+    ms = settings_for(tmp_path)
+    app = BearApp(Teddy(), monitor=Monitor(Teddy(), ms.log, settings=ms))
+    for i in range(5):
+        app.btn_upload.value = upload_value([(f'{i}a.jpg', random_jpeg(i)), (f'{i}b.jpg', random_jpeg(i + 10))]); app.btn_run.click()
+    app.settled()
+    assert app.monitor.log.count() == 10 and len(app._photos) == 2   # the last selection's two photos, for their share boxes

@@ -3,9 +3,10 @@
       restarted) or the kernel reports it died, a banner says so and offers a reload, instead of a page that silently
       stops answering.
    2. Uploads: ipywidgets 8's FileUpload reads the files of a detached <input type=file> and sends them all in one
-      websocket message. A capturing "change" listener on that input (it runs before the widget's own) shrinks large
-      photos the browser can decode (JPEG at most LONG_SIDE px, upright), leaves out files that would take the
-      selection over `limit` bytes with a message per file, then lets the widget read what is left. */
+      websocket message. A capturing "change" listener on that input (it runs before the widget's own) keeps the
+      first photos up to the app's cap per Classify (the page's `data-bear-max-photos`), shrinks large photos the
+      browser can decode (JPEG at most LONG_SIDE px, upright), leaves out files that would take the selection over
+      `limit` bytes with a message per file, then lets the widget read what is left. The kernel checks both again. */
 function bearGuards(limit) {
   'use strict';
   var SHRINK_ABOVE = 1500000, LONG_SIDE = 1024;   // the model looks at ~450 px; 1024 keeps a sharp thumbnail
@@ -88,13 +89,20 @@ function bearGuards(limit) {
     input.addEventListener('change', function (e) {
       if (passing) return;
       e.stopImmediatePropagation();   // the widget reads the files once they are checked
-      var files = Array.prototype.slice.call(input.files || []);
+      var files = Array.prototype.slice.call(input.files || []), first = [];
+      var capEl = document.querySelector('[data-bear-max-photos]');   // the app says its cap (bear_app.app, max_photos)
+      var cap = capEl ? parseInt(capEl.getAttribute('data-bear-max-photos'), 10) : 0;
+      if (cap > 0 && files.length > cap) {
+        first.push('Too many photos at once: you chose ' + files.length + '; one Classify answers at most ' + cap +
+                   ', so only the first ' + cap + ' are sent. Choose the others again.');
+        files = files.slice(0, cap);
+      }
       if (files.some(function (f) { return f.size > SHRINK_ABOVE; })) notice(button, ['Preparing ' + files.length + ' file(s)…']);
       prepare(files).then(function (r) {
         var dt = new DataTransfer();
         r.kept.forEach(function (f) { dt.items.add(f); });
         input.files = dt.files;
-        notice(button, r.problems);
+        notice(button, first.concat(r.problems));
         passing = true;
         try { input.dispatchEvent(new Event('change')); } finally { passing = false; }
       });
