@@ -8,12 +8,13 @@ __all__ = ['log', 'TAP', 'FAULT', 'UNAVAILABLE', 'describe_categories', 'not_a_b
            'upload_value', 'guard_page']
 
 # %% ../nbs/05_app.ipynb #47761b25
-import base64, html, io, json, logging, os, sys, threading, time, warnings
+import base64, html, io, logging, os, sys, threading, time, warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 import ipywidgets as widgets
 from PIL import Image
+from .bundle import ModelBundle, ModelError
 from .config import get_settings
 from .images import ImageError, thumbnail
 from .monitor import NOT_ANY, InboxFull, monitor_settings
@@ -145,7 +146,9 @@ class BearApp:
 def footer_html(settings, predictor=None)->str:
     "The page's footer: which model answers, and that answers are logged."
     card = getattr(predictor, 'card', None)
-    if card is None and predictor is None and settings.card_file.exists(): card = json.loads(settings.card_file.read_text())
+    if card is None and predictor is None:
+        try: card = ModelBundle.of(settings).read_card()
+        except ModelError: card = None   # the answer line says the service is unavailable
     if not card: return ''
     return (f'<small class="bear-footer" style="color:#777">model {html.escape(settings.model_name)} · version '
             f'{card.get("pkl_sha256", "")[:12]} · trained {card.get("trained_at", "?")[:10]} · '

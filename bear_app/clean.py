@@ -18,6 +18,7 @@ import numpy as np
 import ipywidgets as widgets
 import bear_app
 from PIL import Image
+from .bundle import ModelBundle
 from .config import Settings, SettingsError, get_settings
 from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl, write_decisions
 from .images import (ImageError, NEAR_DUP_BITS, near_duplicate_groups, phash_distance, phash_file,
@@ -321,7 +322,7 @@ def split_names(s:Settings,           # settings (seed, valid_pct, data folder, 
                 card:Path|None=None,  # the model card (default: the settings' model card)
                )->list:               # 'Train' or 'Valid' for each file
     "Which side of the split `bear-train` used each file is on."
-    data, card = Path(data or s.data_path), Path(card or s.card_file)
+    data, card = Path(data or s.data_path), Path(card or ModelBundle.of(s).card_path)
     info = json.loads(card.read_text()) if card.is_file() else {}
     if 'valid_files' in info: valid = set(info['valid_files'])
     else:

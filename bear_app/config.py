@@ -52,10 +52,6 @@ class Settings:
 
     @property
     def vocab(self): return sorted(self.categories)
-    @property
-    def model_file(self): return self.models_path/f'{self.model_name}.pkl'
-    @property
-    def card_file(self): return self.models_path/f'{self.model_name}.json'
 
 # %% ../nbs/00_config.ipynb #65ea4e1a
 _KEYS = {'gather': {'images_per_category': int, 'workers': int, 'max_bytes': int},

@@ -36,12 +36,12 @@ from fastai.vision.augment import RandomResizedCrop, Resize, ResizeMethod, aug_t
 from fastai.vision.core import PILImage
 from fastai.vision.learner import vision_learner
 from dataclasses import dataclass, asdict
+from .bundle import ModelBundle
 from .config import Settings
-from .core import atomic_write, file_sha256, fingerprint
-from .monitor import keep_model_version
+from .core import atomic_write, fingerprint
 from .images import NEAR_DUP_BITS, open_image, near_duplicate_groups, readable_images, visible_files
 from .ood import bank_copies, fit_detector, save_detector
-from .predict import UsageError, _Parser, cli, cli_settings, ood_path, shrink, to_input
+from .predict import UsageError, _Parser, cli, cli_settings, shrink, to_input
 
 # %% ../nbs/02_train.ipynb #0739a8b6
 class UprightImage(PILImage):
@@ -321,24 +321,22 @@ def fit_model_detector(learn:Learner, files:list, folds:list, dest:Path)->dict:
 def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, extra:dict|None=None,
                  root:Path|None=None, # the data folder `valid_files` are relative to (default: the settings' data path)
                  folds:list|None=None)->Path: # index lists of `files` for the detector's calibration (default: 5 near-duplicate-keeping folds)
-    "Export `learn` to `dest` (default: the settings' models folder) as .pkl, .onnx, .png, a .json card and the not-a-bear detector (.ood.json, .ood.npz); return the card's path."
-    dest = Path(dest or s.models_path)
-    pkl, card = dest/f'{s.model_name}.pkl', dest/f'{s.model_name}.json'
+    "Export `learn` to `dest` (default: the settings' models folder) as one `ModelBundle`: .pkl, .onnx, .png, the not-a-bear detector (.ood.json, .ood.npz) and the .json card, published whole; return the card's path."
+    bundle = ModelBundle(Path(dest or s.models_path)/s.model_name)
     pre = preprocessing(learn)
     info = {'vocab': list(learn.dls.vocab), 'arch': s.arch, 'img_size': pre['size'][0], 'preprocessing': pre,
             'metrics': validation_metrics(learn),
             'trained_at': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'n_images': len(files),
             'fingerprint': fingerprint(files), 'class_counts': dict(sorted(Counter(Path(f).parent.name for f in files).items())),
             'valid_files': _relative(learn.dls.valid_ds.items, root or s.data_path), 'seed': s.seed, 'valid_pct': s.valid_pct, 'versions': _versions(), **(extra or {})}
-    atomic_write(pkl, lambda t: learn.export(t))
-    info['pkl_sha256'] = file_sha256(pkl)
-    export_onnx(learn, dest/f'{s.model_name}.onnx', info['img_size'])
-    save_confusion_png(learn, dest/f'{s.model_name}.png')
-    folds = folds or group_folds(files, near_duplicate_groups(files, NEAR_DUP_BITS), 5, s.seed)
-    ood = fit_model_detector(learn, files, folds, ood_path(dest/f'{s.model_name}.onnx'))
-    info['ood'] = {k: ood[k] for k in ('method', 'k', 'quantile', 'margin', 'hard_threshold', 'threshold', 'expected_in_domain')}
-    atomic_write(card, lambda t: t.write_text(json.dumps(info, indent=2)))
-    return card
+    with bundle.new() as new:   # nothing a reader sees changes until `publish`; Ctrl-C before it leaves the old model whole
+        learn.export(new.path('learner'))
+        export_onnx(learn, new.path('onnx'), info['img_size'])
+        save_confusion_png(learn, new.path('confusion'))
+        folds = folds or group_folds(files, near_duplicate_groups(files, NEAR_DUP_BITS), 5, s.seed)
+        ood = fit_model_detector(learn, files, folds, new.path('detector'))
+        info['ood'] = {k: ood[k] for k in ('method', 'k', 'quantile', 'margin', 'hard_threshold', 'threshold', 'expected_in_domain')}
+        return new.publish(info)
 
 # %% ../nbs/02_train.ipynb #2aa35666
 def cross_validate(s:Settings, files:list, k:int=5, recipe:Recipe|None=None,
@@ -418,7 +416,7 @@ def _cv_record(cv:dict, best:str)->dict:
 def _summary(info:dict, cv:dict, best:str, card:Path, n_bad:int, secs:float)->str:
     "bear-train's last line: what it wrote, the recipe and its CV error, the validation error, the expected not-a-bear rate."
     e, cvtxt = info['ood']['expected_in_domain'], f" (CV error {cv[best]['error']:.2%})" if cv else ''
-    return (f"wrote {card.with_suffix('.pkl')}, .onnx, .png, .ood.json and {card.name} in {secs:.0f} s: recipe {best}{cvtxt}, "
+    return (f"wrote {ModelBundle(card).path('learner')}, .onnx, .png, .ood.json and {card.name} in {secs:.0f} s: recipe {best}{cvtxt}, "
             f"validation error {info['metrics']['error_rate']:.3f}; not-a-bear expected on {e['ood_rate']:.1%} of your kind of "
             f"photos (95% up to {e['ood_rate_95'][1]:.1%})" + (f"; {n_bad} file(s) skipped" if n_bad else ''))
 
@@ -452,12 +450,9 @@ def _train(argv):
     print(f"chose {best}; training it and exporting", flush=True)
     card = train_and_export(s, files, a.models, r, root=root, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
                                                                    **_cv_record(cv, best)})
-    info = json.loads(card.read_text())
-    info['command'] = {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}
-    atomic_write(card, json.dumps(info, indent=2))
-    kept = keep_model_version(card.with_suffix('.onnx'))   # earlier models stay, for shadow runs and roll-back (06_monitor)
-    print(_summary(info, cv, best, card, len(bad), time.time() - t0))
-    print(f"kept as version {kept.stem} (set [app] candidate or [paths] model_name to it to try it or roll back to it)")
+    info = ModelBundle(card).amend({'command': {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}})
+    print(_summary(info, cv, best, card, len(bad), time.time() - t0))   # every export is kept as a version, for shadow runs and roll-back (06_monitor)
+    print(f"kept as version {info['bundle']['version']} (set [app] candidate or [paths] model_name to it to try it or roll back to it)")
     return 0
 
 def main(argv:list|None=None)->int:

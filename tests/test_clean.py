@@ -8,6 +8,7 @@ import pytest
 from bear_app.clean import (DELETE, KEEP, TRASH, Decision, DecisionCleaner, apply_decisions, cleaner_items, journal_moves,
                             journal_path, kfold_probs, main, move_file, rank_candidates, read_decisions, split_names,
                             tree_state, undo)
+from bear_app.bundle import ModelBundle
 from bear_app.images import image_files, near_duplicate_groups
 from bear_app.testing import toy_dataset
 from conftest import BEAR_DATA, CASES, ROOT, needs_bear_data, needs_cases
@@ -348,9 +349,9 @@ def test_valid_view_equals_the_split_bear_train_used():
     from bear_app.train import dataset_files, GroupedSplitter
     s = dataclasses.replace(get_settings(), data_path=BEAR_DATA)
     files = dataset_files(s, BEAR_DATA)
-    names = split_names(s, files, BEAR_DATA, s.card_file)
+    names = split_names(s, files, BEAR_DATA, ModelBundle.of(s).card_path)
     valid = {f.relative_to(BEAR_DATA).as_posix() for f, n in zip(files, names) if n == 'Valid'}
-    card = json.loads(s.card_file.read_text())
+    card = json.loads(ModelBundle.of(s).card_path.read_text())
     if 'valid_files' in card: assert valid == set(card['valid_files'])
     else:
         assert len(valid) == card['metrics']['n_valid']
