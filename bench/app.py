@@ -71,7 +71,7 @@ def one_run(browser, proc, url, photo):
     page.wait_for_timeout(int(os.environ.get("BENCH_PAUSE_MS", 300)))   # let the upload reach the kernel (the book's app gives no other signal)
     t1 = time.perf_counter()
     page.locator('button:has-text("Classify")').click()
-    page.wait_for_function("() => [...document.querySelectorAll('.widget-label')].some(e => e.innerText.startsWith('Prediction'))",
+    page.wait_for_function("() => [...document.querySelectorAll('.widget-label, .bear-answer')].some(e => e.innerText.startsWith('Prediction'))",
                            timeout=120_000, polling=10)
     label = time.perf_counter() - t1
     kid = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
