@@ -385,12 +385,14 @@ class _FaultToPage(logging.Handler):
 
 def guard_page(app:BearApp, # the page's app
               )->bool:      # False outside a kernel (nothing to guard)
-    "In the page's kernel: logs and warnings to the server's log only, never to the page; faults IPython would show told by `app`."
+    "In the page's kernel: stderr, logs and warnings to the server's log only, never to the page; faults IPython would show told by `app`."
     from IPython import get_ipython
     ip = get_ipython()
     if getattr(ip, 'kernel', None) is None: return False
     fd = getattr(sys.stderr, '_original_stdstream_copy', None)   # the real stderr, when ipykernel watches fd 2
-    h = logging.StreamHandler(os.fdopen(os.dup(sys.__stderr__.fileno() if fd is None else fd), 'w', buffering=1))
+    if fd is not None: os.dup2(fd, 2)       # what C libraries write to fd 2 goes to the server's log, not the page
+    sys.stderr = server = os.fdopen(os.dup(2), 'w', buffering=1)   # and what Python code writes (threads' exceptions too)
+    h = logging.StreamHandler(server)
     h.setFormatter(logging.Formatter('[bear_app kernel %(process)d] %(levelname)s %(name)s: %(message)s'))
     root = logging.getLogger()
     root.handlers[:] = [h, _FaultToPage(app)]
