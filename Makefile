@@ -23,8 +23,13 @@ app: $(STAMP)
 	@echo "bear_app: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/bear-app nbs/app.ipynb --port=$(PORT) --no-browser --Voila.ip=127.0.0.1
 
+# nbdev's Jupyter save hook (what nbdev-install-hooks puts in ~/.jupyter, here for this server only): every save,
+# autosave included, writes the notebook as nbdev-clean would, so running the chapter leaves `git status` clean but
+# for the outputs you changed. ([tool.nbdev] jupyter_hooks = true in pyproject.toml turns the hook on; the server runs
+# in nbs/, the folder it opens, because the hook takes the paths it is given as relative to the current directory.)
 lab: $(STAMP)
-	JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=nbs --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	cd nbs && JUPYTER_PATH=$(CURDIR)/share/jupyter ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 \
+	  --ContentsManager.pre_save_hook=nbdev.clean.clean_jupyter $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,20 +1,66 @@
-"""The app as Binder serves it: `binder/postBuild` run into a temporary prefix (its pip step skipped: the project is
+"""Binder: what it installs covers every notebook's imports; the notebooks run (hermetic mode) in Binder's layout, the
+data folder `data/` inside the working copy that `binder/start` names; and the app as Binder serves it: `binder/postBuild` run into a temporary prefix (its pip step skipped: the project is
 already importable here), then `jupyter server` started with that prefix on its configuration and data paths, as
 Binder starts it, and `/voila/render/nbs/app.ipynb` driven in headless Chromium. Checks that the server applies the
 app's settings: a 16 MB photo the browser cannot shrink (TIFF) is classified (Tornado's default websocket limit is
 10 MiB), no request leaves 127.0.0.1 (MathJax from a CDN, in this mode), the template is locked, and the kernel of a
 page that was left is culled (a short timeout from the test's settings.ini), and no spare kernel is warmed beside
 the only visitor's (one person per server)."""
-import json, subprocess, sys, time, urllib.request
+import ast, importlib.metadata as md, json, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from conftest import ROOT
 from bear_app.testing import settings_copy
 from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, server_env, start_server, stop_server,  # noqa: F401 (browser: a fixture)
                           open_app, kernel_id, upload_and_classify, photos, big_photo, answered, compressed)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 APP = {'max_visitors': 2, 'upload_limit_mb': 20, 'unconnected_timeout': 4, 'idle_timeout': 600}
+
+def notebook_imports(nb:Path)->set:
+    "The top-level modules the code cells of the notebook `nb` import (IPython's magics and shell lines left out)."
+    mods = set()
+    for c in json.loads(nb.read_text())['cells']:
+        if c['cell_type'] != 'code': continue
+        code = '\n'.join(l for l in ''.join(c['source']).splitlines() if not l.lstrip().startswith(('%', '!')))
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Import): mods |= {a.name.split('.')[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level: mods.add(node.module.split('.')[0])
+    return mods
+
+def installed_by(requirements:Path)->set:
+    "The distributions pip installs for `requirements` (this environment's metadata gives what each one requires)."
+    todo = [Requirement(l.split('#')[0].strip()) for l in requirements.read_text().splitlines()
+            if l.split('#')[0].strip() and not l.startswith('-')]
+    seen = set()
+    while todo:
+        r = todo.pop()
+        name = canonicalize_name(r.name)
+        if name in seen: continue
+        seen.add(name)
+        try: reqs = md.distribution(name).requires or []
+        except md.PackageNotFoundError: continue
+        for q in map(Requirement, reqs):
+            if q.marker is None or q.marker.evaluate({'extra': ''}): todo.append(q)
+    return seen
+
+def test_binder_installs_every_module_the_notebooks_import():
+    dists = installed_by(ROOT/'binder'/'requirements.txt')
+    # postBuild installs the project with --no-deps: its own dependencies must be listed too
+    project = [Requirement(d) for d in __import__('tomllib').loads((ROOT/'pyproject.toml').read_text())['project']['dependencies']]
+    missing_deps = [r.name for r in project if canonicalize_name(r.name) not in dists]
+    assert not missing_deps, f"binder/requirements.txt does not install the project's dependencies {missing_deps}"
+    by_module = md.packages_distributions()
+    missing = {}
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for m in sorted(notebook_imports(nb)):
+            if m in sys.stdlib_module_names or m == 'bear_app': continue
+            owners = {canonicalize_name(d) for d in by_module.get(m, [])}
+            assert owners, f"{nb.name} imports {m}, which no installed distribution provides"
+            if not owners & dists: missing.setdefault(m, []).append(nb.name)
+    assert not missing, f"modules the notebooks import that binder/requirements.txt does not install: {missing}"
 
 @pytest.fixture(scope='module')
 def binder(tmp_path_factory):
@@ -41,6 +87,7 @@ def binder(tmp_path_factory):
 def kernel_ids(base):
     with urllib.request.urlopen(base + 'api/kernels', timeout=10) as r: return {k['id'] for k in json.load(r)}
 
+@needs_chromium
 def test_binder_applies_the_settings(binder, browser, tmp_path):
     from bear_app.serve import app_settings
     proc, base = binder

@@ -1,14 +1,55 @@
-"""Every notebook in nbs/ runs top to bottom (its cells are tests), in the small CI mode (BEAR_SMALL=1:
-few images, small size, one epoch). app.ipynb, the page Voilà serves, is driven by the browser test instead."""
-import os, subprocess, sys
+"""Every notebook in nbs/ runs top to bottom (its cells are tests) in the small CI mode (BEAR_SMALL=1: few images,
+small size, one epoch), under nbval (`pytest --nbval-lax`, set up by nbs/conftest.py): the cells nbdev-test would run
+are run, and those marked `# NBVAL_CHECK_OUTPUT` must still show the notebook's committed output (after
+nbs/sanitize.cfg's substitutions), so an output that no longer tells the truth fails until the notebook is run again.
+app.ipynb, the page Voilà serves, is driven by the browser test instead."""
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted(p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
 
+def nbval(*args, cwd=ROOT, **env):
+    "Run `pytest --nbval-lax` on `args` in a fresh process (its own kernel per notebook, BEAR_SMALL=1)."
+    return subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--nbval-lax', *args], cwd=cwd,
+                          env={**os.environ, 'BEAR_SMALL': '1', **env}, capture_output=True, text=True)
+
 @pytest.mark.parametrize('nb', NOTEBOOKS)
-def test_notebook_runs(nb):
-    r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), f'nbs/{nb}', '--verbose'], cwd=ROOT,
-                       env={**os.environ, 'BEAR_SMALL': '1'}, capture_output=True, text=True)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+def test_notebook_runs_and_its_checked_outputs_hold(nb):
+    r = nbval(f'nbs/{nb}')
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
+
+def test_every_notebook_checks_some_output():
+    "Each notebook of the chapter has outputs CI compares, or it could drift from its code unnoticed."
+    def checked(nb): return sum(c['cell_type'] == 'code' and ''.join(c['source']).startswith('# NBVAL_CHECK_OUTPUT')
+                                for c in json.loads((ROOT/'nbs'/nb).read_text())['cells'])
+    chapter = ['01_gather.ipynb', '03_clean.ipynb']
+    test = {nb: checked(nb) for nb in chapter}
+    assert all(test.values()), test
+
+def _edit_output(cell:dict, old:str, new:str):
+    for o in cell['outputs']:
+        if 'text' in o:
+            text = ''.join(o['text'])
+            if old in text: o['text'] = text.replace(old, new); return
+    raise AssertionError(f'{old!r} not in the output of {"".join(cell["source"])[:80]!r}')
+
+def test_a_changed_checked_output_fails(tmp_path):
+    "01_gather with one checked output changed (a count) and one only in a timing: exactly the first cell fails."
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    for f in ('conftest.py', 'sanitize.cfg'): shutil.copy(ROOT/'nbs'/f, nbs/f)
+    shutil.copy(ROOT/'pyproject.toml', tmp_path/'pyproject.toml')   # nbdev's settings (tst_flags) for the copy
+    nb = json.loads((ROOT/'nbs'/'01_gather.ipynb').read_text())
+    cells = {''.join(c['source']).split('\n')[1][:40]: c for c in nb['cells']
+             if c['cell_type'] == 'code' and ''.join(c['source']).startswith('# NBVAL_CHECK_OUTPUT')}
+    verdict = next(c for k, c in cells.items() if k.startswith('rep = GatherReport'))
+    refused = next(c for k, c in cells.items() if k.startswith('for status in (403, 202)'))
+    _edit_output(verdict, '19 images', '18 images')          # what the recipe says: must fail
+    _edit_output(refused, 'over 0.03 s', 'over 9.87 s')      # a timing: sanitized, must pass
+    (nbs/'01_gather.ipynb').write_text(json.dumps(nb))
+    r = nbval('nbs/01_gather.ipynb', cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and 'Cell outputs differ' in out, out[-4000:]
+    failed = [l for l in out.splitlines() if l.startswith('FAILED')]
+    assert len(failed) == 1 and '18 images' in out and '19 images' in out, failed
