@@ -4,7 +4,6 @@ are run, and those marked `# NBVAL_CHECK_OUTPUT` must still show the notebook's 
 nbs/sanitize.cfg's substitutions), so an output that no longer tells the truth fails until the notebook is run again.
 app.ipynb, the page Voilà serves, is driven by the browser test instead."""
 import json, os, shutil, subprocess, sys
-from pathlib import Path
 import pytest
 from conftest import ROOT
 
