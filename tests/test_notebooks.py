@@ -52,3 +52,22 @@ def test_a_changed_checked_output_fails(tmp_path):
     assert r.returncode == 1 and 'Cell outputs differ' in out, out[-4000:]
     failed = [l for l in out.splitlines() if l.startswith('FAILED')]
     assert len(failed) == 1 and '18 images' in out and '19 images' in out, failed
+
+def _outputs(nb:str, text:str)->list:
+    "The committed outputs of the code cell of `nbs/nb` whose source holds `text`."
+    cells = [c for c in json.loads((ROOT/'nbs'/nb).read_text())['cells'] if c['cell_type'] == 'code' and text in ''.join(c['source'])]
+    assert len(cells) == 1, (nb, text, len(cells))
+    return cells[0]['outputs']
+
+def test_02_train_shows_the_version_of_the_shipped_model():
+    "The committed run of 02_train exported the model in models/: its output names that file's version."
+    from bear_app.core import file_sha256
+    shown = ''.join(''.join(o.get('text', '')) for o in _outputs('02_train.ipynb', "card['pkl_sha256'][:12]"))
+    version = file_sha256(ROOT/'models'/'bear_model.pkl')[:12]
+    assert f'version {version}' in shown, (f"nbs/02_train.ipynb shows {shown.strip()!r}, models/bear_model.pkl is version {version}: "
+                                           "run 02_train top to bottom on the real photos and commit models/ and the notebook")
+
+def test_05_app_shows_the_live_app():
+    "05_app's committed outputs hold the app itself, as a widget (JupyterLab draws it when the notebook runs)."
+    outs = _outputs('05_app.ipynb', 'app.ui')
+    assert any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for o in outs), outs
