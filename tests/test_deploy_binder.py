@@ -6,7 +6,7 @@ app's settings: a 16 MB photo the browser cannot shrink (TIFF) is classified (To
 10 MiB), no request leaves 127.0.0.1 (MathJax from a CDN, in this mode), the template is locked, and the kernel of a
 page that was left is culled (a short timeout from the test's settings.ini), and no spare kernel is warmed beside
 the only visitor's (one person per server)."""
-import ast, importlib.metadata as md, json, subprocess, sys, time, urllib.request
+import ast, importlib.metadata as md, json, os, shutil, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
@@ -61,6 +61,32 @@ def test_binder_installs_every_module_the_notebooks_import():
             assert owners, f"{nb.name} imports {m}, which no installed distribution provides"
             if not owners & dists: missing.setdefault(m, []).append(nb.name)
     assert not missing, f"modules the notebooks import that binder/requirements.txt does not install: {missing}"
+
+NOTEBOOKS = sorted(p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
+
+@pytest.fixture(scope='module')
+def binder_checkout(tmp_path_factory):
+    "The repository as Binder checks it out: the files git knows (tracked, and new ones not ignored), no data folder."
+    repo = tmp_path_factory.mktemp('binder-home')/'repo'
+    names = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, names.decode().split('\0')):
+        src, dst = ROOT/name, repo/name
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src, dst)
+    return repo
+
+@pytest.mark.parametrize('nb', NOTEBOOKS)
+def test_notebook_runs_in_binders_layout(binder_checkout, nb):
+    "Each notebook, hermetic (BEAR_SMALL=1, nbval), launched through binder/start: the data folder is data/ in the checkout, empty."
+    repo = binder_checkout
+    env = {k: v for k, v in os.environ.items() if k not in ('BEAR_DATA', 'BEAR_SETTINGS')}
+    env.update(PYTHONPATH=str(repo), BEAR_SMALL='1', BEAR_LOG=str(repo.parent/'predictions.sqlite'))
+    probe = subprocess.run(['bash', 'binder/start', sys.executable, '-c', 'from bear_app.config import get_settings; print(get_settings().data_path)'],
+                           cwd=repo, env=env, capture_output=True, text=True)
+    assert probe.stdout.strip() == str(repo/'data'), probe.stdout + probe.stderr
+    r = subprocess.run(['bash', 'binder/start', sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--nbval-lax', f'nbs/{nb}'],
+                       cwd=repo, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
 
 @pytest.fixture(scope='module')
 def binder(tmp_path_factory):
