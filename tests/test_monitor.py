@@ -450,7 +450,7 @@ def test_a_page_keeps_only_the_photos_on_screen(tmp_path):
     from bear_app.app import BearApp, upload_value
     ms = settings_for(tmp_path)
     app = BearApp(Teddy(), monitor=Monitor(Teddy(), ms.log, settings=ms))
-    for i in range(5):
-        app.btn_upload.value = upload_value([(f'{i}a.jpg', random_jpeg(i)), (f'{i}b.jpg', random_jpeg(i + 10))]); app.btn_run.click()
+    for i in range(20):                            # 40 photos, two per Classify
+        app.btn_upload.value = upload_value([(f'{i}a.jpg', random_jpeg(i)), (f'{i}b.jpg', random_jpeg(i + 50))]); app.btn_run.click()
     app.settled()
-    assert app.monitor.log.count() == 10 and len(app._photos) == 2   # the last selection's two photos, for their share boxes
+    assert app.monitor.log.count() == 40 and len(app._photos) == 2   # the last selection's two photos, for their share boxes
