@@ -315,3 +315,16 @@ def test_an_exception_in_the_widget_code_shows_a_message(app, monkeypatch):
     assert app.lbl_pred.value == FAULT
     monkeypatch.undo()
     assert answered(app, classify(app, ('c.png', encode(photo(), 'PNG')))[0])
+
+CATS = BEAR_DATA.parent/'not-bears'/'cats'
+
+@pytest.mark.skipif(not CATS.is_dir(), reason=f"needs the held-out not-bear photos in {CATS}")
+def test_a_cats_answer_names_no_bear_as_its_headline(app):
+    "Real cat photos, several at once: each card's headline is the not-a-bear sentence, never a bear's name."
+    files = [(f.name, f.read_bytes()) for f in sorted(CATS.iterdir())[:10]]
+    label, html = classify(app, *files)
+    assert label == f'{len(files)} photos: {len(files)} answered.', label
+    for r, h in zip(app.results, html):
+        assert headline(r, app.not_a_bear) == app.not_a_bear, (r['name'], r.get('label'))
+        head = h.split('<details>')[0]
+        assert not any(f'{v};' in head or f'>{v}<' in head for v in get_settings().vocab), head
