@@ -21,7 +21,7 @@ from PIL import Image
 from .bundle import ModelBundle
 from .config import Settings, SettingsError, get_settings
 from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl, write_decisions
-from .images import (ImageError, NEAR_DUP_BITS, near_duplicate_groups, phash_distance, phash_file,
+from .images import (ImageError, NEAR_DUP_BITS, category_of, near_duplicate_groups, phash_distance, phash_file,
                              thumbnail)
 from fastcore.basics import patch
 
@@ -274,7 +274,7 @@ def rank_candidates(files:list,            # image files, absolute or relative t
     data = Path(data) if data else None
     rel = lambda f: relative_file(f, data) if data else Path(f).as_posix()
     probs = np.asarray(probs, dtype=np.float64)
-    labels = [Path(f).parent.name for f in files]
+    labels = [category_of(f, vocab) or Path(f).parent.name for f in files]   # black/2019/a.jpg is black
     rows = {}
     def add(i, kind, action, cat, reason, score):
         r = rows.setdefault(i, {'file': rel(files[i]), 'action': action, 'category': cat, 'reasons': [], 'score': score, 'kind': kind})
@@ -337,7 +337,7 @@ def cleaner_items(files:list, probs:np.ndarray, vocab:list, splits:list|None=Non
     "One dict per file: file (relative to `data`), label, split, pred, prob, loss."
     items = []
     for i, (f, p) in enumerate(zip(files, np.asarray(probs, dtype=np.float64))):
-        lab, ok = Path(f).parent.name, not np.isnan(p).any()
+        lab, ok = category_of(f, vocab) or Path(f).parent.name, not np.isnan(p).any()
         j = int(p.argmax()) if ok else None
         items.append({'file': relative_file(f, data) if data else Path(f).as_posix(), 'label': lab,
                       'split': splits[i] if splits else 'Train', 'pred': vocab[j] if ok else None,

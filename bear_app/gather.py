@@ -19,7 +19,7 @@ import bear_app
 from .config import SettingsError, get_settings
 from .core import atomic_write
 from .images import (ImageError, NEAR_DUP_BITS, is_hidden, near_duplicate_groups, phash_distance, plainly_not_an_image,
-                     sniff_format, verify_image, visible_files)
+                     skipped_lines, sniff_format, verify_image, visible_files)
 
 # %% ../nbs/01_gather.ipynb #c6fd149c
 USER_AGENT = 'Mozilla/5.0 (bear_app image gatherer)'
@@ -416,7 +416,7 @@ def folder_items(path:Path, # folder holding one folder of images per category
     for d in cats:
         fs = visible_files([d]); left |= fs.left_out
         items += [dict(category=d.name, url=str(f.resolve()), query=f'folder:{d.name}', title=f.name, local=True) for f in fs]
-    for p, why in left.items(): print(f'skipped {p.relative_to(path).as_posix()}: {why}', file=sys.stderr)
+    for line in skipped_lines(left, path): print(line, file=sys.stderr)
     if not items: raise ValueError(f'{path}: its category folders hold no files; put images in {path}/<category>/')
     return items
 

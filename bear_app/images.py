@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_DECODE_BYTES', 'decode_budget', 'NEAR_DUP_BITS', 'ImageError', 'sniff_format',
            'plainly_not_an_image', 'describe_bytes', 'DecodeBudget', 'open_image', 'is_image', 'is_hidden', 'FileList',
-           'visible_files', 'category_of', 'image_files', 'phash', 'verify_image', 'readable_images', 'phash_file',
-           'phash_distance', 'near_duplicate_groups', 'thumbnail']
+           'visible_files', 'category_of', 'skipped_lines', 'image_files', 'phash', 'verify_image', 'readable_images',
+           'phash_file', 'phash_distance', 'near_duplicate_groups', 'thumbnail']
 
 # %% ../nbs/00a_images.ipynb #5388cc64
 import io, os, re, threading, warnings
@@ -318,6 +318,8 @@ def is_hidden(path:Path, root:Path|None=None)->bool:
     return any(s.startswith('.') or s in ('Thumbs.db', 'desktop.ini', '__MACOSX') for s in parts)
 
 # %% ../nbs/00a_images.ipynb #6c5c801f
+_HIDDEN = ('a hidden or metadata file', 'a hidden folder')
+
 class FileList(list):
     "The files found, in order, and `left_out`: {path: why it was passed over}, for the caller to name."
     def __init__(self, files=(), left_out:dict|None=None): super().__init__(files); self.left_out = dict(left_out or {})
@@ -329,9 +331,9 @@ def _walk(top:Path, out:FileList):
         d = Path(d)
         if (real := os.path.realpath(d)) in seen: out.left_out[d] = 'a link to a folder already listed'; dirs[:] = []; continue
         seen.add(real)
-        for n in [n for n in dirs if is_hidden(n)]: dirs.remove(n); out.left_out[d/n] = 'a hidden folder'
+        for n in [n for n in dirs if is_hidden(n)]: dirs.remove(n); out.left_out[d/n] = _HIDDEN[1]
         for n in names:
-            if is_hidden(n): out.left_out[d/n] = 'a hidden or metadata file'
+            if is_hidden(n): out.left_out[d/n] = _HIDDEN[0]
             elif (d/n).is_file(): found.append(d/n)
             else: out.left_out[d/n] = 'a link whose target is missing' if (d/n).is_symlink() and not (d/n).exists() else 'not a regular file'
     out += sorted(found)
@@ -350,6 +352,17 @@ def visible_files(paths:list, # files and folders
 def category_of(path:Path, categories:list)->str|None:
     "The category of a photo: the nearest folder above `path` named like one of `categories` (`black/2019/a.jpg` is black)."
     return next((p.name for p in Path(path).parents if p.name in categories), None)
+
+def skipped_lines(left_out:dict,         # {path: why it was left out}, e.g. `visible_files(...).left_out`
+                  root:Path|None=None,   # name paths relative to this folder
+                 )->list:                # lines for the user, one per file left out, hidden ones counted in one
+    "Name what was left out: each file with its reason, but hidden and metadata files (macOS leaves one `._` copy per photo) in one count."
+    rel = lambda p: Path(p).relative_to(root).as_posix() if root else str(p)
+    lines = [f"skipped {rel(p)}: {why}" for p, why in left_out.items() if why not in _HIDDEN]
+    if n := sum(why in _HIDDEN for why in left_out.values()):
+        lines.append(f"skipped {n} hidden or metadata file{'s' if n > 1 else ''} or folder{'s' if n > 1 else ''} "
+                     "(names starting with a dot, such as .DS_Store and macOS ._ copies)")
+    return lines
 
 def image_files(path:Path, # folder to search recursively
                )->list:    # sorted paths of the files whose content is an image

@@ -17,7 +17,7 @@ import bear_app
 from .bundle import RUNNABLE, ModelBundle, ModelError, cached_model, is_lfs_pointer
 from .config import find_settings, get_settings
 from .core import atomic_write, file_sha256
-from .images import ImageError, open_image, visible_files
+from .images import ImageError, open_image, skipped_lines, visible_files
 from .ood import load_detector
 from fastcore.basics import patch
 
@@ -402,6 +402,7 @@ def _predict(argv):
     if missing: raise UsageError(f"no such file or folder: {missing[0]}" + (f" (and {len(missing)-1} more)" if len(missing) > 1 else ''))
     files = visible_files(a.paths)
     if not files: raise UsageError(f"nothing to classify in {', '.join(a.paths)}: it holds no files (hidden and metadata files are skipped)")
+    for line in skipped_lines(files.left_out): print(f"bear-predict: {line}", file=sys.stderr)
     if a.model is None: cli_settings()
     pred, failed = Predictor(a.model), 0
     log = _prediction_log(pred, a.log) if a.log else None

@@ -12,6 +12,7 @@ __all__ = ['PRESIZE', 'BOOK', 'FINETUNE', 'LOGITS', 'FEATURES', 'BOTH', 'CANDIDA
 
 # %% ../nbs/02_train.ipynb #a19bb20d
 import bear_app, dataclasses, json, os, platform, random, sys, time
+from functools import partial
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ import fastai.callback.all  # noqa: F401  (fastai's callbacks and what they add 
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
-from fastai.data.transforms import IntToFloatTensor, RandomSplitter, Transform, parent_label
+from fastai.data.transforms import IntToFloatTensor, RandomSplitter, Transform
 from fastai.interpret import ClassificationInterpretation
 from fastai.learner import Learner
 from fastai.losses import LabelSmoothingCrossEntropyFlat
@@ -39,7 +40,8 @@ from dataclasses import dataclass, asdict
 from .bundle import ModelBundle
 from .config import Settings
 from .core import atomic_write, fingerprint
-from .images import NEAR_DUP_BITS, open_image, near_duplicate_groups, readable_images, visible_files
+from .images import (NEAR_DUP_BITS, category_of, is_hidden, open_image, near_duplicate_groups, readable_images,
+                             skipped_lines, visible_files)
 from .ood import bank_copies, fit_detector, save_detector
 from .predict import UsageError, _Parser, cli, cli_settings, shrink, to_input
 
@@ -60,12 +62,15 @@ class DatasetError(UsageError):
     "The data cannot train a model (a category missing, empty or too small); the message names it and the fix."
 
 def check_dataset(s:Settings, path:Path|None=None, min_per_category:int=2)->tuple:
-    "The usable photos of each category folder of `path` and `{file: reason}` for the files left out; `DatasetError` if a category falls short."
+    "The usable photos of each category folder of `path` (sub-folders too) and `{file: reason}` for the files left out; `DatasetError` if a category falls short."
     path = Path(path or s.data_path)
     if not path.is_dir(): raise DatasetError(f"No data folder at {path}: run bear-gather, or set BEAR_DATA (or --data) to your category folders")
-    fs = [f for c in s.vocab if (path/c).is_dir() for f in visible_files([path/c]) if f.parent.name == c]
-    good, bad = readable_images(fs)   # the verdict every stage gives (`verify_image`)
-    n = Counter(f.parent.name for f in good)
+    listed = {c: visible_files([path/c]) for c in s.vocab if (path/c).is_dir()}   # the lister every stage uses
+    elsewhere = {f: f"it is inside {c}/ but in a folder named like the category {category_of(f, s.vocab)}: move it to one category's folder"
+                 for c, fs in listed.items() for f in fs if category_of(f, s.vocab) != c}
+    good, bad = readable_images([f for fs in listed.values() for f in fs if f not in elsewhere])   # the verdict every stage gives
+    bad |= elsewhere | {p: why for fs in listed.values() for p, why in fs.left_out.items()}
+    n = Counter(category_of(f, s.vocab) for f in good)
     short = [f"'{c}' ({f'{n[c]} usable photos in {path/c}' if (path/c).is_dir() else f'no folder {path/c}'})" for c in s.vocab if n[c] < min_per_category]
     if short: raise DatasetError(f"cannot train: category {', '.join(short)}; each needs at least {min_per_category} photos: "
                                  "add photos (bear-gather), or remove the category from settings.ini")
@@ -74,7 +79,7 @@ def check_dataset(s:Settings, path:Path|None=None, min_per_category:int=2)->tupl
 def dataset_files(s:Settings, path:Path|None=None)->list:
     "The photos of the categories in settings.ini under `path` (default: the data path) that every stage can read; the others are named on stderr."
     good, bad = check_dataset(s, path, min_per_category=0)
-    for f, why in bad.items(): print(f"skipped {f.relative_to(Path(path or s.data_path)).as_posix()}: {why}", file=sys.stderr)
+    for line in skipped_lines(bad, Path(path or s.data_path)): print(line, file=sys.stderr)
     return good
 
 # %% ../nbs/02_train.ipynb #42cad3bd
@@ -161,7 +166,7 @@ def bear_datablock(s:Settings, recipe:Recipe|None=None, splitter=None, cache:dic
     item = (RandomResizedCrop(r.size, min_scale=r.rrc_min_scale) if r.rrc_min_scale else
             Resize(r.size, ResizeMethod.Squish if r.method == 'squish' else ResizeMethod.Crop))
     return DataBlock(blocks=(UprightImageBlock, CategoryBlock(vocab=s.vocab)),
-                     get_x=PresizedImages(int(r.size * r.presize) if r.presize else None, cache, draft=2 * r.size), get_y=parent_label,
+                     get_x=PresizedImages(int(r.size * r.presize) if r.presize else None, cache, draft=2 * r.size), get_y=partial(category_of, categories=s.vocab),
                      splitter=splitter or RandomSplitter(valid_pct=s.valid_pct, seed=s.seed),
                      item_tfms=item, batch_tfms=aug_transforms() if r.aug else None)
 
@@ -235,14 +240,13 @@ class CountSteps(Callback):
 def fit_frozen_head(learn:Learner, kind:str, imagenet:nn.Linear, cache:dict|None=None)->dict:
     "Fit the `kind` head of a frozen learner on its training photos' cached features; set it as its `LinearProbe`; say how."
     items = list(learn.dls.train_ds.items)
-    y = np.array([learn.dls.vocab.o2i[parent_label(f)] for f in items])
+    y = np.array([learn.dls.vocab.o2i[category_of(f, learn.dls.vocab)] for f in items])
     W, b = fit_linear_head(head_inputs(frozen_features(learn, items, cache), imagenet, kind), y)
     W, b = collapse_head(W, b, imagenet, kind)
     fc = learn.model[1].fc
     with torch.no_grad(): fc.weight.copy_(torch.from_numpy(W)); fc.bias.copy_(torch.from_numpy(b))
     return {'kind': kind, 'fit': 'multinomial logistic regression, inputs standardised, C=0.1', 'n_train': len(items),
             'finite': bool(np.isfinite(W).all() and np.isfinite(b).all())}
-
 
 # %% ../nbs/02_train.ipynb #7b8a15b5
 def train_learner(s:Settings, files:list|None=None, recipe:Recipe|None=None, splitter=None,
@@ -327,7 +331,7 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
     info = {'vocab': list(learn.dls.vocab), 'arch': s.arch, 'img_size': pre['size'][0], 'preprocessing': pre,
             'metrics': validation_metrics(learn),
             'trained_at': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'n_images': len(files),
-            'fingerprint': fingerprint(files), 'class_counts': dict(sorted(Counter(Path(f).parent.name for f in files).items())),
+            'fingerprint': fingerprint(files), 'class_counts': dict(sorted(Counter(category_of(f, s.vocab) for f in files).items())),
             'valid_files': _relative(learn.dls.valid_ds.items, root or s.data_path), 'seed': s.seed, 'valid_pct': s.valid_pct, 'versions': _versions(), **(extra or {})}
     with bundle.new() as new:   # nothing a reader sees changes until `publish`; Ctrl-C before it leaves the old model whole
         learn.export(new.path('learner'))
@@ -440,8 +444,9 @@ def _train(argv):
     s, t0 = cli_settings(), time.time()
     names = _candidates(a.candidates or s.candidates)
     files, bad = check_dataset(s, a.data)
-    for f, why in bad.items(): print(f"skipped {f}: {why}", flush=True)
     root, files = Path(a.data or s.data_path), sorted(files)
+    for line in skipped_lines(bad, root): print(line, flush=True)
+    bad = {f: why for f, why in bad.items() if not is_hidden(f, root)}   # hidden and metadata files: counted above, not recorded
     if len(names) > 1: print(f"cross-validating {', '.join(names)} on {len(files)} photos (5 folds, near-duplicates together):", flush=True)
     cv = compare_recipes(s, files, names, 5, a.size or None, a.epochs or s.epochs) if len(names) > 1 else {}
     best = choose_recipe(cv) if cv else names[0]
