@@ -214,8 +214,9 @@ def _pick_frame(im:Image.Image, samples:int=8):
     if n < 2: return
     best, most = 0, -1.
     for k in sorted({round(i * (n - 1) / (samples - 1)) for i in range(samples)}):
-        im.seek(k)
-        if (d := _detail(im)) > most: best, most = k, d
+        try: im.seek(k); d = _detail(im)
+        except Exception: break   # a damaged later frame (a download cut short): judge by the frames before it
+        if d > most: best, most = k, d
     im.seek(best)
 
 # %% ../nbs/00a_images.ipynb #7af85d53
@@ -291,7 +292,7 @@ def _decoded(src, max_pixels:int=MAX_PIXELS, draft:int|None=None):
             return
         except ImageError: raise
         except Exception as e: why = _tiff_variant(im) or _why(e, fmt or _format_name(_head(f)))
-        im = None   # free the pixels of a failed decode (the exception's frames hold them) before the budget is
+        im = None   # free a failed decode's pixels (the exception's frames hold them) before its budget is given back
         raise ImageError(why)
 
 # %% ../nbs/00a_images.ipynb #b31ec828

@@ -161,3 +161,9 @@ def test_folder_of_blp_bombs_stays_under_1_gb(tmp_path):
 def test_decode_budget_alone_keeps_a_folder_run_under_1_gb(tmp_path):
     "With the header check off, the process-wide decode budget still lets one large decode run at a time (it was 2 GB)."
     assert _folder_peak_mb(BLPS * 2, tmp_path, 'import bear_app.images as bi; bi._least_bytes = lambda im: 0') < 1000
+
+def test_animation_cut_short_is_read_at_a_frame_before_the_cut():
+    "A GIF whose download stopped in its last frames is read (at the best frame it still holds), as it was before frames were picked."
+    gif = _fade_in_gif()
+    a = np.asarray(open_image(gif[:int(len(gif) * .8)]).convert('L'))
+    assert a.std() > 20, a.std()
