@@ -412,11 +412,12 @@ def cat_photo(tmp):
     Image.fromarray(skimage.chelsea()).save(p)
     return p
 
-def test_a_phone_sees_the_whole_answer(server, browser, tmp_path):
-    "At 390 px wide, after Classify: no text of the answers lies outside the screen; every tap target is >= 40 px high."
+@pytest.mark.parametrize('width', [390, 360])   # a common phone, and the narrowest still sold
+def test_a_phone_sees_the_whole_answer(server, browser, tmp_path, width):
+    "On a phone, after Classify: no text of the answers lies outside the screen; every tap target is >= 40 px high."
     proc, url = server
     blocked = []
-    ctx = browser.new_context(viewport={'width': 390, 'height': 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    ctx = browser.new_context(viewport={'width': width, 'height': 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     ctx.on('request', lambda r: NOT_LOOPBACK.match(r.url) and blocked.append(r.url))
     page = ctx.new_page(); page.goto(url)
     page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
@@ -425,7 +426,7 @@ def test_a_phone_sees_the_whole_answer(server, browser, tmp_path):
     assert answered(label, want), label
     page.locator('.bear-feedback').first.wait_for(timeout=30_000)
     page.locator('.bear-card summary').first.click()             # the cat's scores, unfolded: they fit too
-    page.screenshot(path=ARTIFACTS/'9-phone.png', full_page=True)
+    page.screenshot(path=ARTIFACTS/f'9-phone-{width}.png', full_page=True)
     got = page.evaluate(OUTSIDE)
     assert got['outside'] == [] and got['scroll'] <= got['width'], got
     assert page.evaluate(SMALL_TARGETS) == [], page.evaluate(SMALL_TARGETS)
