@@ -150,7 +150,7 @@ def footer_html(settings, predictor=None)->str:
         try: card = ModelBundle.of(settings).read_card()
         except ModelError: card = None   # the answer line says the service is unavailable
     if not card: return ''
-    return (f'<small class="bear-footer" style="color:#777">model {html.escape(settings.model_name)} · version '
+    return (f'<small class="bear-footer" style="color:#777;line-height:1.4">model {html.escape(settings.model_name)} · version '
             f'{card.get("pkl_sha256", "")[:12]} · trained {card.get("trained_at", "?")[:10]} · '
             'answers are logged, photos only if you share them</small>')
 
