@@ -242,10 +242,10 @@ def settled(self:BearApp, timeout:float=60):
 # %% ../nbs/05_app.ipynb #b4990fb1
 @patch
 def feedback_row(self:BearApp, r:dict)->widgets.VBox:
-    "Under one photo's answer: *Right?* yes / each category / not a bear as buttons that wrap, and a box to share that photo."
+    "Under one photo's answer: *Right?* yes / each of the model's categories / not a bear as buttons that wrap, and a box to share that photo."
     i, wrap = r['log_id'], widgets.Layout(flex_flow='row wrap', align_items='center', width='100%')
     said, shared = widgets.HTML(), widgets.HTML()
-    btns = [widgets.Button(description=o, layout=widgets.Layout(**TAP, margin='2px')) for o in ['yes', *self.settings.vocab, 'not a bear']]
+    btns = [widgets.Button(description=o, layout=widgets.Layout(**TAP, margin='2px')) for o in ['yes', *(r.get('probs') or self.settings.vocab), 'not a bear']]
     for b in btns: b.on_click(self.guarded(lambda b: self.on_feedback(i, b.description, btns, said)))
     cb = widgets.Checkbox(value=False, description='share this photo to help improve the model', indent=False,
                           layout=widgets.Layout(**TAP))

@@ -9,7 +9,7 @@ __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'KEEP', 'DELETE', 'tree_state', 'journ
            'kfold_probs', 'split_names', 'cleaner_items', 'DecisionCleaner', 'read_decisions', 'main']
 
 # %% ../nbs/03_clean.ipynb #e878b1cf
-import argparse, csv, io, json, math, os, sys
+import csv, io, json, math, os, sys
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -19,7 +19,7 @@ import ipywidgets as widgets
 import bear_app
 from PIL import Image
 from .bundle import ModelBundle
-from .config import Settings, SettingsError, get_settings
+from .config import CommandParser, Settings, UsageError, cli, get_settings
 from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl, write_decisions
 from .images import (ImageError, NEAR_DUP_BITS, category_of, near_duplicate_groups, phash_distance, phash_file,
                              thumbnail)
@@ -473,8 +473,8 @@ def read_decisions(path:Path)->list:
     return out
 
 # %% ../nbs/03_clean.ipynb #2dbc4309
-def _parser()->argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='bear-clean', description='Find, apply and undo cleaning decisions on the dataset.')
+def _parser()->CommandParser:
+    ap = CommandParser(prog='bear-clean', description='Find, apply and undo cleaning decisions on the dataset.')
     ap.add_argument('--version', action='version', version=f'bear-clean {bear_app.__version__}')
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('candidates', help='print the images worth a look as CSV: file, action, category, reason, score')
@@ -496,28 +496,24 @@ def _dataset(s:Settings, data:Path)->list:
     return files
 
 # %% ../nbs/03_clean.ipynb #c2d74ca7
-def main(argv:list|None=None)->int: # exit status: 0 done, 1 something could not be done, 2 the call or its inputs are wrong
-    "bear-clean candidates|apply|undo"
+def _clean(argv:list|None)->int:
     a = _parser().parse_args(argv)
-    try:
-        s = get_settings()
-        data = Path(a.data) if a.data else s.data_path
-        if a.cmd == 'candidates':
-            files = _dataset(s, data)
-            if a.folds: probs, vocab = kfold_probs(replace(s, data_path=data), files, a.folds), s.vocab
-            else: probs, vocab = model_probs(files, a.model)
-            write_decisions(rank_candidates(files, probs, vocab, data))
-            return 0
-        if not data.is_dir(): raise ValueError(f"{data}: no such folder; pass --data DIR or set BEAR_DATA")
-        if a.cmd == 'apply':
-            rep = apply_decisions(read_decisions(Path(a.decisions)), data, known=s.vocab, allow_new=a.allow_new_category)
-            print(rep, file=sys.stderr)
-            return 1 if rep.missing else 0
-        print(f"{undo(data)} files put back", file=sys.stderr)
-    except (SettingsError, ValueError) as e: return _fail(e, 2)
-    except (FileNotFoundError, UndoConflict) as e: return _fail(e, 1)
-    except OSError as e: return _fail(f"{e.filename or ''}: {e.strerror or e}", 1)
+    s = get_settings()
+    data = Path(a.data) if a.data else s.data_path
+    if a.cmd == 'candidates':
+        files = _dataset(s, data)
+        if a.folds: probs, vocab = kfold_probs(replace(s, data_path=data), files, a.folds), s.vocab
+        else: probs, vocab = model_probs(files, a.model)
+        write_decisions(rank_candidates(files, probs, vocab, data))
+        return 0
+    if not data.is_dir(): raise UsageError(f"{data}: no such folder; pass --data DIR or set BEAR_DATA")
+    if a.cmd == 'apply':
+        rep = apply_decisions(read_decisions(Path(a.decisions)), data, known=s.vocab, allow_new=a.allow_new_category)
+        print(rep, file=sys.stderr)
+        return 1 if rep.missing else 0
+    print(f"{undo(data)} files put back", file=sys.stderr)
     return 0
 
-def _fail(msg, code:int)->int:
-    print(f"bear-clean: {msg}", file=sys.stderr); return code
+def main(argv:list|None=None)->int: # exit status: 0 done, 1 something could not be done, 2 the call or its inputs are wrong, 130 interrupted
+    "bear-clean candidates|apply|undo"
+    return cli('bear-clean', _clean, argv, usage=(ValueError,), failed=(UndoConflict, OSError))

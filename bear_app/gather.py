@@ -13,10 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import urllib3
-from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 import bear_app
-from .config import SettingsError, get_settings
+from .config import ItemsFailed, CommandParser, UsageError, cli, get_settings
 from .core import atomic_write
 from .images import (ImageError, NEAR_DUP_BITS, is_hidden, near_duplicate_groups, phash_distance, plainly_not_an_image,
                      skipped_lines, sniff_format, verify_image, visible_files)
@@ -421,13 +420,9 @@ def folder_items(path:Path, # folder holding one folder of images per category
     return items
 
 # %% ../nbs/01_gather.ipynb #1c86164d
-def _die(msg, code:int):
-    "End the command with one line on stderr and exit status `code` (2: the call or settings are wrong, 1: items failed)."
-    print(f'bear-gather: {msg}', file=sys.stderr); raise SystemExit(code)
-
 def _items(s, urls, from_folder, n, search_url, retries, backoff)->list:
     "The items to gather: from a folder, a URL list, or a search per category."
-    if urls and from_folder: _die('pass either --urls FILE or --from-folder DIR, not both', 2)
+    if urls and from_folder: raise UsageError('pass either --urls FILE or --from-folder DIR, not both')
     if from_folder: return folder_items(from_folder)
     if urls: return urls_file_items(urls)
     backend = http_search_backend(search_url) if search_url else None
@@ -445,40 +440,49 @@ def verdict(rep:GatherReport, categories:list)->tuple: # (lines to print, proble
 
 # %% ../nbs/01_gather.ipynb #e67dabea
 def _report(dest:Path, rep:GatherReport, categories:list):
-    "Print how the run went, each category's image count, and end with status 1 when something went wrong."
+    "Print how the run went and each category's image count; `ItemsFailed` (exit status 1) when something went wrong."
     print(f'bear-gather: {dest}: {rep}')
     lines, problem = verdict(rep, categories)
     print('\n'.join(lines))
-    if problem: _die(problem, 1)
+    if problem: raise ItemsFailed(problem)
 
 # %% ../nbs/01_gather.ipynb #517d9506
-@call_parse
-def main(urls:str=None,            # file of `category URL` lines to download instead of searching
-         from_folder:str=None,     # folder of category folders of your own photos, instead of searching
-         dest:str=None,            # data folder (default: settings.ini [paths] data, or $BEAR_DATA)
-         n:int=None,               # images per category (default: settings.ini [gather] images_per_category)
-         workers:int=None,         # parallel downloads (default: settings.ini [gather] workers)
-         max_bytes:int=None,       # largest file to accept (default: settings.ini [gather] max_bytes)
-         connect_timeout:float=3., # seconds to wait for a connection
-         read_timeout:float=5.,    # seconds to wait for data
-         deadline:float=30.,       # seconds a single download may take
-         max_distance:int=NEAR_DUP_BITS,       # phash distance (bits) that counts as a near-duplicate; -1 turns that off
-         retry_failed:bool=False,  # retry URLs that failed in an earlier run
-         search_url:str=None,      # JSON search endpoint to use instead of DuckDuckGo (for tests)
-         retries:int=4,            # search retries on refusals, rate limits and timeouts
-         backoff:float=2.,         # first wait between search retries, doubled each time
-         quiet:bool=False,         # no progress bar
-         version:bool=False,       # print the version and exit
-        ):
-    "Gather images into category folders, with a manifest; resumes where an earlier run stopped."
-    if version: return print(f'bear-gather {bear_app.__version__}')
+def _gather_parser()->CommandParser:
+    "bear-gather's options."
+    ap = CommandParser(prog='bear-gather', description='Gather images into category folders, with a manifest; resumes where an earlier run stopped.')
+    ap.add_argument('--urls', help='file of `category URL` lines to download instead of searching')
+    ap.add_argument('--from-folder', help='folder of category folders of your own photos, instead of searching')
+    ap.add_argument('--dest', help='data folder (default: settings.ini [paths] data, or $BEAR_DATA)')
+    ap.add_argument('--n', type=int, help='images per category (default: settings.ini [gather] images_per_category)')
+    ap.add_argument('--workers', type=int, help='parallel downloads (default: settings.ini [gather] workers)')
+    ap.add_argument('--max-bytes', type=int, help='largest file to accept (default: settings.ini [gather] max_bytes)')
+    ap.add_argument('--connect-timeout', type=float, default=3., help='seconds to wait for a connection (default: 3)')
+    ap.add_argument('--read-timeout', type=float, default=5., help='seconds to wait for data (default: 5)')
+    ap.add_argument('--deadline', type=float, default=30., help='seconds a single download may take (default: 30)')
+    ap.add_argument('--max-distance', type=int, default=NEAR_DUP_BITS,
+                    help=f'phash distance (bits) that counts as a near-duplicate; -1 turns that off (default: {NEAR_DUP_BITS})')
+    ap.add_argument('--retry-failed', action='store_true', help='retry URLs that failed in an earlier run')
+    ap.add_argument('--search-url', help='JSON search endpoint to use instead of DuckDuckGo (for tests)')
+    ap.add_argument('--retries', type=int, default=4, help='search retries on refusals, rate limits and timeouts (default: 4)')
+    ap.add_argument('--backoff', type=float, default=2., help='first wait between search retries, doubled each time (default: 2)')
+    ap.add_argument('--quiet', action='store_true', help='no progress bar')
+    ap.add_argument('--version', action='version', version=f'%(prog)s {bear_app.__version__}')
+    return ap
+
+def _gather(argv:list|None)->int:
+    a = _gather_parser().parse_args(argv)
+    s = get_settings()
+    dest = Path(a.dest) if a.dest else s.data_path
     try:
-        s = get_settings()
-        items = _items(s, urls, from_folder, n or s.images_per_category, search_url, retries, backoff)
-        dest = Path(dest) if dest else s.data_path
-        rep = gather(items, dest, workers=workers or s.workers, timeout=(connect_timeout, read_timeout), deadline=deadline,
-                     max_bytes=max_bytes or s.max_bytes, max_distance=max_distance, retry_failed=retry_failed, progress=not quiet)
-    except (SettingsError, ValueError) as e: _die(e, 2)
-    except SearchUnavailable as e: _die(e, 1)
-    except OSError as e: _die(f'{e.filename or dest}: {e.strerror or e}', 1)
-    _report(dest, rep, [] if urls or from_folder else list(s.categories))
+        items = _items(s, a.urls, a.from_folder, a.n or s.images_per_category, a.search_url, a.retries, a.backoff)
+        rep = gather(items, dest, workers=a.workers or s.workers, timeout=(a.connect_timeout, a.read_timeout), deadline=a.deadline,
+                     max_bytes=a.max_bytes or s.max_bytes, max_distance=a.max_distance, retry_failed=a.retry_failed, progress=not a.quiet)
+    except OSError as e: raise ItemsFailed(f'{e.filename or dest}: {e.strerror or e}') from None
+    _report(dest, rep, [] if a.urls or a.from_folder else list(s.categories))
+
+def main(argv:list|None=None)->int:
+    "Gather images into category folders, with a manifest; resumes where an earlier run stopped."
+    return cli('bear-gather', _gather, argv, usage=(ValueError,), failed=(SearchUnavailable,))
+
+# %% ../nbs/01_gather.ipynb #22661942
+if __name__ == '__main__': sys.exit(main())   # `python -m bear_app.gather`

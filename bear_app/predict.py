@@ -4,18 +4,18 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'shrink', 'crop_box', 'fastai_resize', 'to_input', 'onnx_is_stale', 'build_from_learner', 'load_model',
-           'ood_path', 'softmax', 'default_model', 'CpuModel', 'Predictor', 'reason', 'sample_ood_images',
-           'fastai_probs', 'UsageError', 'format_line', 'cli_settings', 'cli', 'main']
+           'ood_path', 'softmax', 'default_model', 'CpuModel', 'vocab_mismatch', 'Predictor', 'reason',
+           'sample_ood_images', 'fastai_probs', 'format_line', 'main']
 
 # %% ../nbs/04_predict.ipynb #5467fdee
-import configparser, json, os, re, sys, threading, warnings
+import json, os, re, sys, threading, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 from PIL import Image
 import bear_app
 from .bundle import RUNNABLE, ModelBundle, ModelError, cached_model, is_lfs_pointer
-from .config import find_settings, get_settings
+from .config import CommandParser, UsageError, cli, get_settings
 from .core import atomic_write, file_sha256
 from .images import ImageError, open_image, skipped_lines, visible_files
 from .ood import load_detector
@@ -189,6 +189,18 @@ class CpuModel:
         with self.lock: out = self.request(len(next(iter(feeds.values())))).infer(feeds)
         return [out[n] for n in names]
 
+# %% ../nbs/04_predict.ipynb #52d806f5
+def vocab_mismatch(categories:list, # settings.ini's [categories] (folder names)
+                   vocab:list,      # the categories the model was trained on (its card's `vocab`)
+                   model:Path,      # the model file, to name it
+                  )->str|None:      # what differs and the fix; None when they agree
+    "How settings.ini's categories differ from the model's, and what to do, in one line."
+    new, gone = [c for c in categories if c not in vocab], [c for c in vocab if c not in categories]
+    if not new and not gone: return None
+    said = ([f"settings.ini [categories] lists {', '.join(new)}, which {Path(model).name} was not trained on"] if new else []) + \
+           ([f"{Path(model).name} knows {', '.join(gone)}, which settings.ini [categories] no longer lists"] if gone else [])
+    return '; '.join(said) + f"; it answers in its own categories ({', '.join(vocab)}) until you run bear-train"
+
 # %% ../nbs/04_predict.ipynb #f1428fd7
 class Predictor:
     "Load an exported model once; predict from paths, bytes or PIL images, and say when a photo looks like no category."
@@ -198,6 +210,7 @@ class Predictor:
         self.source = Path(model or default_model())
         self.model, self.card, home = load_model(self.source)
         self.vocab, self.pre = self.card['vocab'], self.card['preprocessing']
+        if model is None and (note := vocab_mismatch(get_settings().vocab, self.vocab, self.source)): _warn_once(note)
         try: self.session = CpuModel(self.model, threads)
         except Exception as e: raise ModelError(f"{self.model.name} could not be loaded by the model runtime ({e}): export the model again") from None
         self.detector = None
@@ -347,51 +360,15 @@ def fastai_probs(pkl:Path, # the exported learner
         return learn.get_preds(dl=learn.dls.test_dl(files, num_workers=0))[0].numpy()
 
 # %% ../nbs/04_predict.ipynb #68ed09b7
-class UsageError(Exception):
-    "A command that cannot run as given; the message names the file or argument and the fix."
-
 def format_line(path, r:dict, as_json:bool)->str:
     "One output line for the prediction `r` of `path`."
     if as_json: return json.dumps({'path': str(path), **r})
     if r['error']: return f"{path}\terror: {r['error']}"
     return f"{path}\t{r['label']}\t{r['probability']:.3f}" + ('\tnot like any category (ood)' if r.get('ood') else '')
 
-def _number(e):
-    m = re.search(r"invalid literal for int\(\) with base 10: (.+)|could not convert string to float: (.+)", str(e))
-    return f"{m[1] or m[2]} is not a {'whole ' if m[1] else ''}number" if m else str(e)
-
-def cli_settings():
-    "The project's settings, or a `UsageError` naming the settings.ini and the fix."
-    try: path = find_settings()
-    except FileNotFoundError as e: raise UsageError(str(e)) from None
-    try: return get_settings()
-    except (ValueError, KeyError, configparser.Error) as e:
-        raise UsageError(f"{path} cannot be used: {_number(e)}. Fix it (its comments describe each value) or set BEAR_SETTINGS to another file") from None
-
-# %% ../nbs/04_predict.ipynb #f1bcc8ca
-class _Parser(__import__('argparse').ArgumentParser):
-    "argparse, with its errors on one line."
-    def error(self, message): self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-def _note(message, category, filename, lineno, file=None, line=None): print(f"bear_app: note: {message}", file=sys.stderr)
-
-def cli(prog:str, run, argv:list|None=None)->int:
-    "Run `run(argv)` as the command `prog`: its exit status, or one line on stderr and 2 (usage) / 3 (a fault of ours)."
-    warnings.showwarning = _note   # notes, not "UserWarning: ..." with a source line
-    try: return run(argv)
-    except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # argparse: --help, --version, a bad option
-    except (UsageError, ModelError) as e: msg, rc = str(e), 2
-    except KeyboardInterrupt: msg, rc = "interrupted", 130
-    except BrokenPipeError: return 1   # the reader went away (e.g. `| head`)
-    except Exception as e:
-        if os.environ.get('BEAR_DEBUG'): raise
-        msg, rc = f"stopped by a problem of ours ({e}); please report it (BEAR_DEBUG=1 shows where)", 3
-    print(f"{prog}: {msg}", file=sys.stderr)
-    return rc
-
 # %% ../nbs/04_predict.ipynb #b92a999c
 def _predict(argv):
-    ap = _Parser(prog='bear-predict', description='Classify image files with the exported model.')
+    ap = CommandParser(prog='bear-predict', description='Classify image files with the exported model.')
     ap.add_argument('paths', nargs='+', help='image files or folders (searched recursively)')
     ap.add_argument('--model', help='the exported .pkl (learn.export()) or the .onnx bear-train wrote; default from settings.ini')
     ap.add_argument('--json', action='store_true', help='print JSON Lines')
@@ -403,7 +380,7 @@ def _predict(argv):
     files = visible_files(a.paths)
     if not files: raise UsageError(f"nothing to classify in {', '.join(a.paths)}: it holds no files (hidden and metadata files are skipped)")
     for line in skipped_lines(files.left_out): print(f"bear-predict: {line}", file=sys.stderr)
-    if a.model is None: cli_settings()
+    if a.model is None: get_settings()   # a broken settings.ini is said before the model loads
     pred, failed = Predictor(a.model), 0
     log = _prediction_log(pred, a.log) if a.log else None
     for f, r in zip(files, pred.predict_iter(files)):
@@ -426,4 +403,4 @@ def _prediction_log(pred:Predictor, path:str):
 
 def main(argv:list|None=None)->int:
     "bear-predict PATH... [--model FILE] [--json] [--log FILE] [--version]"
-    return cli('bear-predict', _predict, argv)
+    return cli('bear-predict', _predict, argv, usage=(ModelError,))

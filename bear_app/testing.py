@@ -226,14 +226,13 @@ def toy_dataset(dest:Path,               # folder to create category folders in
 def settings_copy(folder:Path,  # where to write the copy
                   source:Path|None=None, # the settings.ini to copy (default: `find_settings()`)
                   **app)->Path: # `[app]` values to replace, e.g. `max_visitors=2`
-    "A copy of `settings.ini` in `folder` with `[app]` values replaced and `[paths]` made absolute; its path."
-    import configparser
-    from bear_app.config import find_settings
+    "A copy of `settings.ini` in `folder` with `[app]` values replaced and `[paths]` made absolute (as `read_settings` resolves them); its path."
+    from bear_app.config import find_settings, read_settings, settings_ini
     source = Path(source or find_settings())
-    cp = configparser.ConfigParser(inline_comment_prefixes=('#',)); cp.optionxform = str   # keep the categories' case
-    cp.read_string(source.read_text())
-    for k in ('data', 'models'): cp['paths'][k] = str((source.parent/cp['paths'][k]).resolve())
-    if not cp.has_section('app'): cp.add_section('app')
+    s, cp = read_settings(source, env={}), settings_ini(source)
+    for sec in ('paths', 'app'):
+        if not cp.has_section(sec): cp.add_section(sec)
+    cp['paths']['data'], cp['paths']['models'] = str(s.data_path.resolve()), str(s.models_path.resolve())
     for k, v in app.items(): cp['app'][k] = str(v)
-    with open(Path(folder)/'settings.ini', 'w') as f: cp.write(f)
+    with open(Path(folder)/'settings.ini', 'w', encoding='utf-8') as f: cp.write(f)
     return Path(folder)/'settings.ini'

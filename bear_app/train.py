@@ -38,12 +38,12 @@ from fastai.vision.core import PILImage
 from fastai.vision.learner import vision_learner
 from dataclasses import dataclass, asdict
 from .bundle import ModelBundle
-from .config import Settings
+from .config import CommandParser, Settings, UsageError, cli, get_settings
 from .core import atomic_write, fingerprint
 from .images import (NEAR_DUP_BITS, category_of, is_hidden, open_image, near_duplicate_groups, readable_images,
                              skipped_lines, visible_files)
 from .ood import bank_copies, fit_detector, save_detector
-from .predict import UsageError, _Parser, cli, cli_settings, shrink, to_input
+from .predict import shrink, to_input
 
 # %% ../nbs/02_train.ipynb #0739a8b6
 class UprightImage(PILImage):
@@ -425,9 +425,9 @@ def _summary(info:dict, cv:dict, best:str, card:Path, n_bad:int, secs:float)->st
             f"photos (95% up to {e['ood_rate_95'][1]:.1%})" + (f"; {n_bad} file(s) skipped" if n_bad else ''))
 
 # %% ../nbs/02_train.ipynb #f1c0ed2a
-def _train_parser()->_Parser:
+def _train_parser()->CommandParser:
     "bear-train's options."
-    ap = _Parser(prog='bear-train', description='Train the classifier described by settings.ini and export it with its model card.')
+    ap = CommandParser(prog='bear-train', description='Train the classifier described by settings.ini and export it with its model card.')
     ap.add_argument('--data', help="category folders to train on (default: settings' data path, or $BEAR_DATA)")
     ap.add_argument('--models', help="folder to export into (default: settings' models path)")
     ap.add_argument('--size', type=int, help="resolution in px for every recipe (default: settings' img_size for the frozen heads, 160 for fine-tuning)")
@@ -441,7 +441,7 @@ def _train(argv):
     ap = _train_parser()
     a = ap.parse_args(argv)
     if (a.size is not None and a.size < 32) or (a.epochs is not None and a.epochs < 1): ap.error('--size must be at least 32 and --epochs at least 1')
-    s, t0 = cli_settings(), time.time()
+    s, t0 = get_settings(), time.time()
     names = _candidates(a.candidates or s.candidates)
     files, bad = check_dataset(s, a.data)
     root, files = Path(a.data or s.data_path), sorted(files)
@@ -462,4 +462,4 @@ def _train(argv):
 
 def main(argv:list|None=None)->int:
     "bear-train [--data DIR] [--models DIR] [--size PX] [--epochs N] [--candidates LIST] [--version]"
-    return cli('bear-train', _train, argv)
+    return cli('bear-train', _train, argv, failed=(TrainingError,))

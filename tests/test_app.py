@@ -205,10 +205,10 @@ def test_bear_app_with_a_bad_setting_says_which_in_one_line(tmp_path):
     import subprocess, sys
     from bear_app.config import find_settings
     (tmp_path/'settings.ini').write_text(find_settings().read_text().replace('\nmax_visitors = ', '\nmax_visitors = many # '))
-    r = subprocess.run([sys.executable, '-c', 'from bear_app.serve import main; main()', '--port=1', '--no-browser'],
+    r = subprocess.run([sys.executable, '-c', 'import sys; from bear_app.serve import main; sys.exit(main())', '--port=1', '--no-browser'],
                        env={**__import__('os').environ, 'BEAR_SETTINGS': str(tmp_path/'settings.ini')}, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
-    assert r.stderr.strip().splitlines()[-1] == f"bear-app: {tmp_path/'settings.ini'}: [app] max_visitors = 'many' is not a whole number"
+    assert r.stderr.strip().splitlines() == [f"bear-app: {tmp_path/'settings.ini'}: [app] max_visitors = 'many' is not a whole number of at least 1, e.g. `max_visitors = 8`"]
 
 def test_binder_pins_agree_with_the_project():
     from conftest import ROOT

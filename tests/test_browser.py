@@ -60,7 +60,7 @@ def kernels(proc):
 
 def bear_app_command(port):
     "The app command (`bear-app`, as `make app` runs it), on another port."
-    return [sys.executable, '-c', 'from bear_app.serve import main; main()', f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1']
+    return [sys.executable, '-c', 'import sys; from bear_app.serve import main; sys.exit(main())', f'--port={port}', '--no-browser', '--Voila.ip=127.0.0.1']
 
 @pytest.fixture(scope='module')
 def prediction_log(tmp_path_factory): return tmp_path_factory.mktemp('log')/'predictions.sqlite'

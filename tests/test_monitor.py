@@ -135,13 +135,13 @@ def test_bear_predict_log_then_bear_monitor_report_json(tmp_path):
     assert set(rep['labels']) == {'black', 'grizzly', 'teddy'} and isinstance(rep['drift'], bool) and 0 <= rep['ood_rate'] <= 1
 
 def test_report_command_explains_bad_input(tmp_path, capsys):
-    assert main(['report', '--log', str(tmp_path/'missing.sqlite')]) == 1
+    assert main(['report', '--log', str(tmp_path/'missing.sqlite')]) == 2
     assert 'No prediction log' in capsys.readouterr().err
     (tmp_path/'junk.sqlite').write_text('this is not a database' * 100)
-    assert main(['report', '--log', str(tmp_path/'junk.sqlite')]) == 1
+    assert main(['report', '--log', str(tmp_path/'junk.sqlite')]) == 2
     err = capsys.readouterr().err
     assert 'cannot be used as a prediction log (file is not a database)' in err and 'Traceback' not in err
-    with pytest.raises(SystemExit): main(['report', '--since', 'last tuesday'])
+    assert main(['report', '--since', 'last tuesday']) == 2
     assert 'is not a date like' in capsys.readouterr().err
 
 def test_commands_refuse_what_would_lose_rows_or_crash(tmp_path, capsys):
@@ -149,13 +149,13 @@ def test_commands_refuse_what_would_lose_rows_or_crash(tmp_path, capsys):
     log = PredictionLog(tmp_path/'p.sqlite')
     log.add([{'label': 'grizzly', 'probability': .9, 'ood': False}] * 3); log.close()
     for days in ('-5', '0'):
-        with pytest.raises(SystemExit): main(['prune', '--log', str(tmp_path/'p.sqlite'), '--days', days])
+        assert main(['prune', '--log', str(tmp_path/'p.sqlite'), '--days', days]) == 2
         assert 'more than 0' in capsys.readouterr().err
     assert PredictionLog(tmp_path/'p.sqlite').count() == 3
     (tmp_path/'folder').mkdir()
-    assert main(['review', '--decisions', str(tmp_path/'folder'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path)]) == 1
-    assert main(['review', '--decisions', str(tmp_path/'d.csv'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path/'nope')]) == 1
-    assert main(['report', '--log', str(tmp_path/'p.sqlite'), '--model', str(tmp_path/'nope.onnx')]) == 1
+    assert main(['review', '--decisions', str(tmp_path/'folder'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path)]) == 2
+    assert main(['review', '--decisions', str(tmp_path/'d.csv'), '--log', str(tmp_path/'p.sqlite'), '--data', str(tmp_path/'nope')]) == 2
+    assert main(['report', '--log', str(tmp_path/'p.sqlite'), '--model', str(tmp_path/'nope.onnx')]) == 2
     err = capsys.readouterr().err
     assert 'is a folder' in err and 'no data folder' in err and 'no model card' in err, err
     assert 'Errno' not in err and 'Traceback' not in err, err

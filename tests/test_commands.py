@@ -1,0 +1,48 @@
+"""The six commands speak one way (`bear_app.config.cli`): the same mistake gives the same exit status and one line on
+stderr in every command; Ctrl-C ends a command with status 130 and one line, no traceback."""
+import os, signal, subprocess, time
+import pytest
+from conftest import ROOT
+from test_cli import BIN, CLASS_NAME, photos
+
+COMMANDS = ['bear-gather', 'bear-train', 'bear-clean', 'bear-predict', 'bear-app', 'bear-monitor']
+
+def run(cmd, *args, env=None):
+    return subprocess.run([str(BIN/cmd), *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+def said_once(r, status, *words):
+    "Exit `status`, one line on stderr starting with the command's name and holding `words`, no traceback or class name."
+    assert r.returncode == status, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{r.args[0].split('/')[-1]}: "), r.stderr
+    assert not CLASS_NAME.search(r.stderr), r.stderr
+    for w in words: assert w in r.stderr, (w, r.stderr)
+
+NEEDED = {'bear-clean': ['undo'], 'bear-monitor': ['report'], 'bear-predict': ['photo.jpg']}   # what each requires first
+
+@pytest.mark.parametrize('cmd', COMMANDS)
+def test_a_bad_option_is_status_2_in_every_command(cmd):
+    said_once(run(cmd, *NEEDED.get(cmd, []), '--no-such-option'), 2, '--no-such-option', f'{cmd} --help')
+
+MISSING = {'bear-gather': ['--urls', '{m}'], 'bear-train': ['--data', '{m}'], 'bear-clean': ['apply', '{m}', '--data', '{t}'],
+           'bear-predict': ['{m}'], 'bear-app': ['{m}'], 'bear-monitor': ['report', '--log', '{m}']}
+
+@pytest.mark.parametrize('cmd', COMMANDS)
+def test_a_missing_file_is_status_2_naming_it_in_every_command(cmd, tmp_path):
+    missing = tmp_path/'no-such-file'
+    said_once(run(cmd, *(a.format(m=missing, t=tmp_path) for a in MISSING[cmd])), 2, str(missing))
+
+def test_ctrl_c_ends_a_command_with_130_and_one_line(tmp_path):
+    files = photos(tmp_path/'in', 300)
+    p = subprocess.Popen([str(BIN/'bear-predict'), str(tmp_path/'in')], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT, env=os.environ.copy())
+    try:
+        assert p.stdout.readline().startswith(str(files[0].parent))   # it is at work: the first answer is out
+        t0 = time.monotonic(); p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally: p.kill(); p.wait()
+    assert p.returncode == 130 and err == 'bear-predict: interrupted\n', (p.returncode, err)
+    assert took < 5, took
+    assert len(out.splitlines()) < len(files) - 1   # it stopped, rather than finishing the run
