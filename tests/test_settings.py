@@ -126,7 +126,9 @@ def test_the_app_offers_only_feedback_the_model_can_store(tmp_path):
     log = PredictionLog(tmp_path/'log.sqlite')
     app = BearApp(predictor=pred, settings=s, monitor=None)
     row = app.feedback_row({**r, 'name': 'photo.jpg', 'log_id': 1})
-    choices = list(row.children[1].children[0].options)
+    import ipywidgets as widgets
+    def buttons(w): return [w.description] if isinstance(w, widgets.Button) else [d for c in getattr(w, 'children', ()) for d in buttons(c)]
+    choices = buttons(row)   # the Right? row's buttons
     assert 'koala' not in choices and choices == ['yes', *pred.vocab, 'not a bear'], choices
     for said in choices:
         log_id = log.add({'label': r['label'], 'probability': r['probability'], 'probs': r['probs'], 'ood': r['ood']})
