@@ -133,3 +133,7 @@ def test_the_app_offers_only_feedback_the_model_can_store(tmp_path):
     for said in choices:
         log_id = log.add({'label': r['label'], 'probability': r['probability'], 'probs': r['probs'], 'ood': r['ood']})
         record_feedback(log, log_id, said)   # raises if the log could not store it
+
+def test_one_reader_of_settings():
+    "Only bear_app.config parses settings.ini; every other module asks it."
+    assert [p.name for p in sorted((ROOT/'bear_app').glob('*.py')) if 'configparser' in p.read_text()] == ['config.py']
