@@ -8,9 +8,11 @@ __all__ = ['FORMAT', 'CARD', 'FILES', 'RUNNABLE', 'LFS_POINTER', 'ModelError', '
 
 # %% ../nbs/00d_bundle.ipynb #d66e9ba9
 import json, os, shutil, sys, tempfile, uuid
+from contextlib import ExitStack
 from pathlib import Path
 from fastcore.basics import patch
 from .core import atomic_write, file_sha256, fsync_dir
+from .runs import run_lock, steps_not_cut
 
 # %% ../nbs/00d_bundle.ipynb #7f36ccb5
 FORMAT = 2   # the card's `bundle.format`; cards without `bundle` (format 1) name no hashes
@@ -107,13 +109,16 @@ class NewModel:
         self.stage = bundle.folder/f'.{bundle.name}.export-{os.getpid()}-{uuid.uuid4().hex[:6]}'
 
     def __enter__(self):
-        self.bundle.folder.mkdir(parents=True, exist_ok=True)
+        self.held = ExitStack()
+        self.held.enter_context(run_lock(self.bundle.folder))   # one export per models folder; a second is refused, naming this one
         for old in self.bundle.folder.glob(f'.{self.bundle.name}.export-*'):   # left by a killed export
             if not _alive(old.name.split('-')[-2]): shutil.rmtree(old, ignore_errors=True)
         self.stage.mkdir()
         return self
 
-    def __exit__(self, *exc): shutil.rmtree(self.stage, ignore_errors=True)
+    def __exit__(self, *exc):
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.held.close()
 
     def path(self, role:str)->Path:
         "Where the exporter writes the file `role`."
@@ -138,8 +143,7 @@ def _free_version(b:ModelBundle, name:str)->str:
     return v
 
 def _follow(b:ModelBundle, version:str, roles:list):
-    "Make the published names of `roles` the version's files (a hard link, else a copy; each an atomic rename); Ctrl-C waits for the end."
-    stopped = False
+    "Make the published names of `roles` the version's files (a hard link, else a copy; each an atomic rename)."
     for r in roles:
         src, dst = b.path(r, version), b.path(r)
         tmp = dst.with_name(f'.{dst.name}.{uuid.uuid4().hex[:8]}.part')
@@ -147,10 +151,8 @@ def _follow(b:ModelBundle, version:str, roles:list):
             try: os.link(src, tmp)
             except OSError: shutil.copyfile(src, tmp)
             os.replace(tmp, dst)
-        except KeyboardInterrupt: stopped = True; os.replace(tmp, dst) if tmp.exists() else None
         finally: tmp.unlink(missing_ok=True)
     fsync_dir(b.folder)
-    if stopped: raise KeyboardInterrupt
 
 # %% ../nbs/00d_bundle.ipynb #b131b1e9
 @patch
@@ -163,12 +165,13 @@ def publish(self:NewModel, card:dict)->Path: # the card's path
     card = {**card, 'pkl_sha256': meta['learner']['sha256'] if 'learner' in meta else card.get('pkl_sha256')}
     version = _free_version(b, version_name(card, b.name))
     card['bundle'] = {'format': FORMAT, 'version': version, 'files': meta}
-    for r, p in files.items(): os.replace(p, b.path(r, version))
     text = json.dumps(card, indent=2)
-    atomic_write(b.path('card', version), text)       # a complete version, kept for roll-back
-    atomic_write(b.card_path, text)                   # the one step that publishes it
-    self.published = card
-    _follow(b, version, list(files))
+    with steps_not_cut():                             # Ctrl-C from here on waits for the end (a few renames)
+        for r, p in files.items(): os.replace(p, b.path(r, version))
+        atomic_write(b.path('card', version), text)   # a complete version, kept for roll-back
+        atomic_write(b.card_path, text)               # the one step that publishes it
+        self.published = card
+        _follow(b, version, list(files))
     return b.card_path
 
 # %% ../nbs/00d_bundle.ipynb #99de6138

@@ -11,7 +11,7 @@ __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'KEEP', 'DELETE', 'tree_state', 'journ
 # %% ../nbs/03_clean.ipynb #e878b1cf
 import csv, io, json, math, os, sys
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -21,6 +21,7 @@ from PIL import Image
 from .bundle import ModelBundle
 from .config import CommandParser, Settings, UsageError, cli, get_settings
 from .core import append_jsonl, file_sha256, fsync_dir, read_jsonl, write_decisions
+from .runs import LOCK, FolderBusy, run_lock, steps_not_cut
 from .images import (ImageError, NEAR_DUP_BITS, category_of, near_duplicate_groups, phash_distance, phash_file,
                              thumbnail)
 from fastcore.basics import patch
@@ -30,14 +31,14 @@ TRASH = '.trash'              # deleted files go to <data>/.trash/<category>/
 JOURNAL = 'journal.jsonl'     # <data>/.trash/journal.jsonl records every move
 
 def tree_state(data:Path,           # the dataset folder
-               hidden:bool=False,   # include hidden folders (the trash), except the journal
+               hidden:bool=False,   # include hidden folders (the trash), except the journal and the run lock
               )->list:              # sorted (relative posix path, sha256) pairs
     "Every file of the dataset with its SHA-256."
     data = Path(data)
     out = []
     for p in data.rglob('*'):
         rel = p.relative_to(data)
-        if not p.is_file() or rel.as_posix() == f'{TRASH}/{JOURNAL}': continue
+        if not p.is_file() or rel.as_posix() in (f'{TRASH}/{JOURNAL}', LOCK): continue
         if not hidden and any(s.startswith('.') for s in rel.parts): continue
         out.append((rel.as_posix(), file_sha256(p)))
     return sorted(out)
@@ -89,6 +90,7 @@ class Decision:
     file: str                  # path relative to the dataset folder (posix), e.g. 'grizzly/00000001.jpg'
     action: str                # keep | delete | relabel
     category: str|None = None  # the new category, for relabel
+    line: int|None = field(default=None, compare=False)   # its line in the decisions file, for messages
 
     def __post_init__(self):
         if self.action not in ACTIONS: raise ValueError(f"{self.file}: action must be one of {', '.join(ACTIONS)}, not {self.action!r}")
@@ -127,10 +129,12 @@ class ApplyReport:
     already_done: list   # files whose move an earlier (interrupted) run had made
     kept: list           # files left in place (keep, or relabel into their own category)
     missing: list        # files named in decisions that are not there
+    repeated: list = field(default_factory=list)   # files a second row decided again, the same way (applied once)
     def __repr__(self):
         n = Counter(m['action'] for m in self.moved)
         return (f"{n['relabel']} relabelled, {n['delete']} moved to the trash, {len(self.already_done)} already done, "
-                f"{len(self.kept)} kept" + (f", {len(self.missing)} missing: {', '.join(self.missing[:5])}" if self.missing else ''))
+                f"{len(self.kept)} kept" + (f", {len(self.missing)} missing: {', '.join(self.missing[:5])}" if self.missing else '')
+                + (f"; {len(self.repeated)} row(s) repeating an earlier row skipped: {', '.join(self.repeated[:5])}" if self.repeated else ''))
 
 def _now(): return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
@@ -157,12 +161,13 @@ def _resume(m:dict, rel:str, data:Path, jp:Path, mover, reserved:set, rep:ApplyR
     return False
 
 def _journalled_move(rec:dict, data:Path, jp:Path, mover, reserved:set):
-    "Move `rec`'s file between a `begin` and a `done` journal record, its target name reserved meanwhile."
-    append_jsonl(jp, {**rec, 'phase': 'begin'})
-    reserved.add(rec['to'])
-    mover(data/rec['from'], data/rec['to'])
-    append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
-    reserved.discard(rec['to'])
+    "Move `rec`'s file between a `begin` and a `done` journal record, its target name reserved meanwhile; Ctrl-C waits for the `done`."
+    with steps_not_cut():
+        append_jsonl(jp, {**rec, 'phase': 'begin'})
+        reserved.add(rec['to'])
+        mover(data/rec['from'], data/rec['to'])
+        append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
+        reserved.discard(rec['to'])
 
 # %% ../nbs/03_clean.ipynb #f87e9eb1
 def _journal_state(jp:Path)->tuple:
@@ -173,34 +178,49 @@ def _journal_state(jp:Path)->tuple:
     return live, reserved, max((int(i) for i in moves), default=-1) + 1
 
 # %% ../nbs/03_clean.ipynb #4491a206
+def _repeats(decisions:list, data:Path)->set:
+    "The indexes of rows that repeat an earlier row's decision for the same file; `ValueError` naming both rows when they disagree."
+    first, out = {}, set()
+    say = lambda d: f"relabel to {d.category}" if d.action == 'relabel' else d.action
+    for i, d in enumerate(decisions):
+        rel = relative_file(d.file, data)
+        if (e := first.setdefault(rel, d)) is d: continue
+        if (e.action, e.category) != (d.action, d.category):
+            rows = f"lines {e.line} and {d.line}" if e.line and d.line else "two rows"
+            raise ValueError(f"{rows} both decide {rel} ({say(e)} / {say(d)}); keep the row you mean, delete the other, and apply again")
+        out.add(i)
+    return out
+
 def apply_decisions(decisions:list,    # `Decision`s (or (file, action, category) tuples)
                     data:Path,         # the dataset folder holding one folder per category
                     mover=move_file,   # `mover(src, dst)` renames one file; replaceable to simulate crashes
                     known:list|None=None, # the categories (default: the dataset's category folders)
                     allow_new:bool=False, # let a relabel create a category that is not in `known`
+                    wait:float=60.,    # seconds to wait for another run that holds the dataset folder
                    )->ApplyReport:
     "Relabel (collision-free) and delete (into `<data>/.trash/`) as decided, journalling every move; safe to re-run."
     data = Path(data)
     decisions = [d if isinstance(d, Decision) else Decision(*d) for d in decisions]
     if not allow_new: check_categories(decisions, known if known is not None else category_folders(data))
-    jp = journal_path(data)
-    live, reserved, next_id = _journal_state(jp)
-    batch = _now()
-    rep = ApplyReport([], [], [], [])
-    for d in decisions:
-        rel = relative_file(d.file, data)
-        if d.action == 'keep': rep.kept.append(rel); continue
-        src, m = data/rel, live.get(rel)
-        if m is not None and _resume(m, rel, data, jp, mover, reserved, rep): continue
-        if not src.is_file(): rep.missing.append(rel); continue
-        if d.action == 'relabel' and src.parent == data/d.category: rep.kept.append(rel); continue
-        folder = data/d.category if d.action == 'relabel' else data/TRASH/Path(rel).parent
-        to = (folder/free_name(folder, src.name, reserved, data)).relative_to(data).as_posix()
-        rec = {'id': next_id, 'time': _now(), 'action': d.action, 'from': rel, 'to': to, 'sha256': file_sha256(src), 'batch': batch}
-        next_id += 1
-        _journalled_move(rec, data, jp, mover, reserved)
-        live[rel] = {**rec, 'state': 'done'}
-        rep.moved.append(rec)
+    repeats, jp, rep = _repeats(decisions, data), journal_path(data), ApplyReport([], [], [], [])
+    with run_lock(data, wait=wait):   # one run per dataset folder: journal ids and free names stay unique
+        live, reserved, next_id = _journal_state(jp)
+        batch = _now()
+        for i, d in enumerate(decisions):
+            rel = relative_file(d.file, data)
+            if i in repeats: rep.repeated.append(rel); continue
+            if d.action == 'keep': rep.kept.append(rel); continue
+            src, m = data/rel, live.get(rel)
+            if m is not None and _resume(m, rel, data, jp, mover, reserved, rep): continue
+            if not src.is_file(): rep.missing.append(rel); continue
+            if d.action == 'relabel' and src.parent == data/d.category: rep.kept.append(rel); continue
+            folder = data/d.category if d.action == 'relabel' else data/TRASH/Path(rel).parent
+            to = (folder/free_name(folder, src.name, reserved, data)).relative_to(data).as_posix()
+            rec = {'id': next_id, 'time': _now(), 'action': d.action, 'from': rel, 'to': to, 'sha256': file_sha256(src), 'batch': batch}
+            next_id += 1
+            _journalled_move(rec, data, jp, mover, reserved)
+            live[rel] = {**rec, 'state': 'done'}
+            rep.moved.append(rec)
     return rep
 
 # %% ../nbs/03_clean.ipynb #d9ee2075
@@ -210,9 +230,12 @@ class UndoConflict(RuntimeError):
 def undo(data:Path,          # the dataset folder
          mover=move_file,    # `mover(src, dst)`, as in `apply_decisions`
          batch:str|None=None,# undo only the moves of this apply run (default: all)
+         wait:float=60.,     # seconds to wait for another run that holds the dataset folder
         )->int:              # number of files moved back
     "Reverse every journalled move, newest first, restoring the tree as it was; safe to re-run after an interruption."
-    data = Path(data)
+    with run_lock(Path(data), wait=wait): return _undo(Path(data), mover, batch)
+
+def _undo(data:Path, mover, batch:str|None)->int:
     jp, n = journal_path(data), 0
     for m in reversed(list(journal_moves(jp).values())):
         if m['state'] == 'undone' or (batch and m.get('batch') != batch): continue
@@ -221,8 +244,11 @@ def undo(data:Path,          # the dataset folder
         if _has(src, m['sha256']):
             if dst.exists():
                 raise UndoConflict(f"cannot put {m['to']} back: {m['from']} now holds another file; move that file away and run undo again")
-            append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'begin'})
-            mover(src, dst); n += 1
+            with steps_not_cut():
+                append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'begin'})
+                mover(src, dst); n += 1
+                append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
+            continue
         elif not _has(dst, m['sha256']):
             raise UndoConflict(f"{m['to']} is missing or changed, so {m['from']} cannot be restored (sha256 {m['sha256'][:12]}…)")
         append_jsonl(jp, {**rec, 'time': _now(), 'phase': 'done'})
@@ -468,7 +494,7 @@ def read_decisions(path:Path)->list:
     out = []
     for n, row in enumerate(r, 2):
         if not any((v or '').strip() for v in row.values() if isinstance(v, str)): continue   # blank line
-        try: out.append(Decision((row['file'] or '').strip(), (row['action'] or '').strip().lower(), (row.get('category') or '').strip() or None))
+        try: out.append(Decision((row['file'] or '').strip(), (row['action'] or '').strip().lower(), (row.get('category') or '').strip() or None, n))
         except ValueError as e: raise ValueError(f"{path} line {n}: {e}") from None
     return out
 
@@ -516,4 +542,4 @@ def _clean(argv:list|None)->int:
 
 def main(argv:list|None=None)->int: # exit status: 0 done, 1 something could not be done, 2 the call or its inputs are wrong, 130 interrupted
     "bear-clean candidates|apply|undo"
-    return cli('bear-clean', _clean, argv, usage=(ValueError,), failed=(UndoConflict, OSError))
+    return cli('bear-clean', _clean, argv, usage=(ValueError, FolderBusy), failed=(UndoConflict, OSError))

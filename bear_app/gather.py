@@ -8,7 +8,7 @@ __all__ = ['USER_AGENT', 'FIELDS', 'SearchUnavailable', 'SearchRefused', 'ddgs_b
            'write_manifest', 'dedupe', 'GatherReport', 'gather', 'urls_file_items', 'folder_items', 'verdict', 'main']
 
 # %% ../nbs/01_gather.ipynb #a75dcc52
-import hashlib, json, os, queue, re, sys, time, urllib.parse, uuid
+import hashlib, json, os, queue, re, sys, threading, time, urllib.parse, uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from fastprogress.fastprogress import progress_bar
 import bear_app
 from .config import ItemsFailed, CommandParser, UsageError, cli, get_settings
 from .core import atomic_write
+from .runs import FolderBusy, Workers, run_lock
 from .images import (ImageError, NEAR_DUP_BITS, is_hidden, near_duplicate_groups, phash_distance, plainly_not_an_image,
                      skipped_lines, sniff_format, verify_image, visible_files)
 
@@ -175,6 +176,7 @@ def fetch_url(url:str,                  # http(s) URL of an image
               max_bytes:int=20_000_000, # give up on files larger than this
               deadline:float=30.,       # give up on downloads slower than this, in seconds
               pool:urllib3.PoolManager|None=None, # keep-alive connections to reuse (`http_pool`); default: a new one
+              stop:threading.Event|None=None, # set when the run is stopped: the download ends at its next chunk
              )->tuple:                  # (extension its first bytes claim, or 'img'; sha256 hex; bytes written)
     "Stream `url` into `dest`, checking its first bytes, size and speed; raise `FetchError` with a reason."
     start, r, whole = time.monotonic(), None, False
@@ -191,6 +193,7 @@ def fetch_url(url:str,                  # http(s) URL of an image
                 size += len(chunk)
                 if size > max_bytes: raise FetchError(f'too large: more than max_bytes {max_bytes}')
                 if time.monotonic() - start > deadline: raise FetchError(f'too slow: not done after {deadline:g}s')
+                if stop is not None and stop.is_set(): raise FetchError('stopped: the run was interrupted')
                 h.update(chunk); f.write(chunk)
         if size == 0: raise FetchError('empty response (0 bytes)')
         whole = True
@@ -203,7 +206,7 @@ def fetch_url(url:str,                  # http(s) URL of an image
 
 # %% ../nbs/01_gather.ipynb #4609a492
 FIELDS = ['url', 'query', 'category', 'file', 'sha256', 'phash', 'width', 'height', 'status', 'reason',
-          'format', 'bytes', 'title', 'source', 'order']
+          'format', 'bytes', 'title', 'source', 'order', 'retry']
 
 def read_manifest(path:Path)->dict: # (category, url) -> record; the last line for a key wins
     "Read a manifest, ignoring a torn last line left by a killed run."
@@ -265,6 +268,7 @@ class GatherReport:
     seconds: float = 0.
     failed: int = 0          # items of this run that ended `failed` or `invalid`
     images: dict = field(default_factory=dict) # category -> images kept (status ok), over the whole manifest
+    retry: int = 0           # of `failed`, those that failed for a cause on this machine (the next run retries them)
     def __repr__(self):
         c = ', '.join(f'{k} {v}' for k, v in sorted(self.counts.items()))
         return (f'{self.new} new, {self.skipped} already in {self.manifest.name}, {self.seconds:.1f}s; '
@@ -280,46 +284,49 @@ def _copy_file(src:Path, dest:Path, max_bytes:int):
     return ext, hashlib.sha256(data).hexdigest(), size
 
 def _failed(r:dict, e:Exception)->dict:
-    "Record `r` as failed because of `e`, in words (any exception: one item never ends a run)."
+    "Record `r` as failed because of `e`, in words (any exception: one item never ends a run); a cause on this machine is marked `retry`."
     if isinstance(e, FetchError): why = str(e)
-    elif isinstance(e, OSError): why = f'cannot read or write: {e.strerror or e}'
+    elif isinstance(e, OSError):   # this machine's files (a full disk, a file that vanished): the next run tries again
+        return r | dict(status='failed', reason=f'cannot read or write: {e.strerror or e} (a run of bear-gather again retries it)', retry=True)
     else: why = f'could not be processed ({e})' if str(e) else 'could not be processed'
     return r | dict(status='failed', reason=why)
 
 # %% ../nbs/01_gather.ipynb #e38657e9
-def _place(r:dict, part:Path, item:dict, dest:Path, ext:str)->dict:
-    "Verify a fetched `.part` file, then rename it into its category folder, or into quarantine."
+def _place(r:dict, part:Path, item:dict, dest:Path, ext:str, stop=None)->dict|None:
+    "Verify a fetched `.part` file, then rename it into its category folder, or into quarantine; None when the run was stopped meanwhile."
     folder = dest/item['category']
     try:
         name = f"{item['stem']}.{ext}"
         try: info = verify_image(part)
         except ImageError as e:
+            if stop is not None and stop.is_set(): return None
             q = dest/'.quarantine'/item['category']; q.mkdir(parents=True, exist_ok=True)
             os.replace(part, q/name)
             return r | dict(status='invalid', reason=str(e), file=f".quarantine/{item['category']}/{name}", format=ext)
         name = f"{item['stem']}.{info['format']}"
+        if stop is not None and stop.is_set(): return None   # a stopped run places no more files: the manifest stays the truth
         os.replace(part, folder/name)
         return r | info | dict(status='ok', file=f"{item['category']}/{name}")
     except Exception as e: return _failed(r, e)
     finally: part.unlink(missing_ok=True)
 
-def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None, pool=None):
-    "Fetch one item into a `.part` file, then verify and place it: a record, or a future of one (on the `cpu` pool)."
+def _process(item:dict, dest:Path, timeout, max_bytes, deadline, cpu=None, pool=None, stop=None):
+    "Fetch one item into a `.part` file, then verify and place it: a record, or a future of one (on the `cpu` pool); None when the run was stopped."
     r = {k: item.get(k) for k in FIELDS} | dict(status='failed', reason='')
     part = dest/item['category']/f".{uuid.uuid4().hex}.part"
     try:
         part.parent.mkdir(parents=True, exist_ok=True)
         url = item['url']
-        if url.startswith(('http://', 'https://')): ext, r['sha256'], r['bytes'] = fetch_url(url, part, timeout, max_bytes, deadline, pool)
+        if url.startswith(('http://', 'https://')): ext, r['sha256'], r['bytes'] = fetch_url(url, part, timeout, max_bytes, deadline, pool, stop)
         else: ext, r['sha256'], r['bytes'] = _copy_file(Path(urllib.parse.urlsplit(url).path if url.startswith('file:') else url), part, max_bytes)
     except Exception as e:
         part.unlink(missing_ok=True)
-        return _failed(r, e)
-    return cpu.submit(_place, r, part, item, dest, ext) if cpu else _place(r, part, item, dest, ext)
+        return None if stop is not None and stop.is_set() else _failed(r, e)
+    return cpu.submit(_place, r, part, item, dest, ext, stop) if cpu else _place(r, part, item, dest, ext, stop)
 
 # %% ../nbs/01_gather.ipynb #e88d1138
 def _todo(items:list, records:dict, retry_failed:bool)->list:
-    "The items not yet in the manifest (or failed, with `retry_failed`), each with its order and a file stem unique in its category."
+    "The items not yet in the manifest, or failed for a passing cause (all failed, with `retry_failed`), each with its order and a file stem unique in its category."
     todo, stems, order0 = [], {}, max([r.get('order') or 0 for r in records.values()], default=-1) + 1
     for r in records.values(): stems.setdefault(r['category'], set()).add(Path(r['file']).stem if r.get('file') else None)
     seen = set()
@@ -328,7 +335,7 @@ def _todo(items:list, records:dict, retry_failed:bool)->list:
         if key in seen: continue
         seen.add(key)
         old = records.get(key)
-        if old and not (retry_failed and old['status'] == 'failed'): continue
+        if old and not (old['status'] == 'failed' and (retry_failed or old.get('retry'))): continue
         it = dict(it, order=old['order'] if old else order0 + i)
         stem = safe_stem(it['url']) if it.get('local') else url_stem(it['url'])
         taken = stems.setdefault(it['category'], set())
@@ -341,25 +348,36 @@ def _todo(items:list, records:dict, retry_failed:bool)->list:
 def _download(todo:list, records:dict, dest:Path, mpath:Path, workers:int, timeout:tuple, max_bytes:int, deadline:float,
               progress:bool)->int:
     "Download and verify `todo` into `dest`, journalling each record to `mpath` (and `records`) as it lands; the number that failed."
-    failed = 0
+    failed, stop = 0, threading.Event()
     # downloads wait on the network, decoding needs a CPU: separate pools, so a decode never holds up a download;
     # each item's last future lands in `done` as it finishes, and its record is in the manifest at once
     done, pool = queue.SimpleQueue(), http_pool(workers)
     def finished(f):
-        if f.exception() is None and isinstance(f.result(), Future): f.result().add_done_callback(done.put)
+        if not f.cancelled() and f.exception() is None and isinstance(f.result(), Future): f.result().add_done_callback(done.put)
         else: done.put(f)
+    def journal(r):
+        nonlocal failed
+        records[(r['category'], r['url'])] = r; failed += r['status'] in ('failed', 'invalid')
+        mf.write(json.dumps(r) + '\n'); mf.flush()
+    net, cpu = Workers(workers, 'download'), ThreadPoolExecutor(os.cpu_count() or 2)
     try:
-        with open(mpath, 'a') as journal, ThreadPoolExecutor(os.cpu_count() or 2) as cpu, ThreadPoolExecutor(max(1, workers)) as ex:
-            for it in todo: ex.submit(_process, it, dest, timeout, max_bytes, deadline, cpu, pool).add_done_callback(finished)
-            pb = progress_bar(range(len(todo)), leave=False) if progress and todo else None
-            if pb: pb.update(0)
-            for n in range(1, len(todo) + 1):
-                r = done.get().result()
-                records[(r['category'], r['url'])] = r; failed += r['status'] in ('failed', 'invalid')
-                journal.write(json.dumps(r) + '\n'); journal.flush()
-                if pb: pb.update(n)
-            if pb: pb.on_iter_end()
-    finally: pool.clear()
+        with open(mpath, 'a') as mf:
+            try:
+                for it in todo: net.submit(_process, it, dest, timeout, max_bytes, deadline, cpu, pool, stop).add_done_callback(finished)
+                pb = progress_bar(range(len(todo)), leave=False) if progress and todo else None
+                if pb: pb.update(0)
+                for n in range(1, len(todo) + 1):
+                    if (r := done.get().result()) is not None: journal(r)
+                    if pb: pb.update(n)
+                if pb: pb.on_iter_end()
+            except BaseException:   # Ctrl-C, or a bug: stop at once; what finished whole is journalled, the rest is left to the next run
+                stop.set(); net.close(cancel=True); cpu.shutdown(wait=True, cancel_futures=True)
+                while not done.empty():
+                    g = done.get()
+                    r = None if g.cancelled() or g.exception() else g.result()
+                    if r is not None and r['status'] in ('ok', 'invalid'): journal(r)
+                raise
+    finally: net.close(); cpu.shutdown(wait=False); pool.clear()
     return failed
 
 # %% ../nbs/01_gather.ipynb #3c6fa826
@@ -373,21 +391,22 @@ def gather(items:list,                # dicts with url, category (and query, tit
            retry_failed:bool=False,   # also retry items that failed in an earlier run
            progress:bool=True,        # show a progress bar
           )->GatherReport:
-    "Download, verify and de-duplicate `items` into `dest`, resuming from (and updating) its manifest."
+    "Download, verify and de-duplicate `items` into `dest`, resuming from (and updating) its manifest; `FolderBusy` when another run holds `dest`."
     start, dest = time.monotonic(), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for p in dest.glob('**/.*.part'): p.unlink()  # left by an interrupted run
-    mpath = dest/'manifest.jsonl'
-    records = read_manifest(mpath)
-    todo = _todo(items, records, retry_failed)
-    failed = _download(todo, records, dest, mpath, workers, timeout, max_bytes, deadline, progress)
-    counts = dedupe(records, dest, max_distance)
-    write_manifest(mpath, records)
+    with run_lock(dest):   # one run per data folder: a second gather (or bear-clean) is refused, naming this one
+        for p in dest.glob('**/.*.part'): p.unlink()  # left by an interrupted run
+        mpath = dest/'manifest.jsonl'
+        records = read_manifest(mpath)
+        todo = _todo(items, records, retry_failed)
+        failed = _download(todo, records, dest, mpath, workers, timeout, max_bytes, deadline, progress)
+        counts = dedupe(records, dest, max_distance)
+        write_manifest(mpath, records)
     statuses, images = {}, {c: 0 for c in dict.fromkeys(it['category'] for it in items)}
     for r in records.values():
         statuses[r['status']] = statuses.get(r['status'], 0) + 1
         if r['status'] == 'ok': images[r['category']] = images.get(r['category'], 0) + 1
-    return GatherReport(mpath, len(todo), len(items) - len(todo), statuses, counts['near_duplicates'], time.monotonic() - start, failed, images)
+    retry = sum(bool(records[(it['category'], it['url'])].get('retry')) for it in todo if (it['category'], it['url']) in records)
+    return GatherReport(mpath, len(todo), len(items) - len(todo), statuses, counts['near_duplicates'], time.monotonic() - start, failed, images, retry)
 
 # %% ../nbs/01_gather.ipynb #0342cf37
 def urls_file_items(path:Path, # text file: one `category URL` per line; `#` comments
@@ -432,7 +451,8 @@ def verdict(rep:GatherReport, categories:list)->tuple: # (lines to print, proble
     "Per-category image counts, and what went wrong: failed items, categories that ended empty."
     images = {c: rep.images.get(c, 0) for c in dict.fromkeys([*categories, *rep.images])}
     lines = [f'  {c:20} {k:5} images' + ('   EMPTY' if k == 0 else '') for c, k in images.items()]
-    problems = [f'{rep.failed} item(s) failed (the reasons are in {rep.manifest.name})'] if rep.failed else []
+    problems = [f'{rep.failed} item(s) failed (the reasons are in {rep.manifest.name})'
+                + (f'; {rep.retry} of them on this machine (a full disk, a vanished file): run bear-gather again to retry them' if rep.retry else '')] if rep.failed else []
     if empty := [c for c, k in images.items() if k == 0]:
         problems.append(f"categor{'y' if len(empty) == 1 else 'ies'} {', '.join(empty)} ended empty: no image was kept; "
                         'check the search query in settings.ini, or add photos with --urls / --from-folder')
@@ -482,7 +502,7 @@ def _gather(argv:list|None)->int:
 
 def main(argv:list|None=None)->int:
     "Gather images into category folders, with a manifest; resumes where an earlier run stopped."
-    return cli('bear-gather', _gather, argv, usage=(ValueError,), failed=(SearchUnavailable,))
+    return cli('bear-gather', _gather, argv, usage=(ValueError, FolderBusy), failed=(SearchUnavailable,))
 
 # %% ../nbs/01_gather.ipynb #22661942
 if __name__ == '__main__': sys.exit(main())   # `python -m bear_app.gather`

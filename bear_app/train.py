@@ -42,6 +42,7 @@ from .config import CommandParser, Settings, UsageError, cli, get_settings
 from .core import atomic_write, fingerprint
 from .images import (NEAR_DUP_BITS, category_of, is_hidden, open_image, near_duplicate_groups, readable_images,
                              skipped_lines, visible_files)
+from .runs import FolderBusy, run_lock
 from .ood import bank_copies, fit_detector, save_detector
 from .predict import shrink, to_input
 
@@ -447,19 +448,23 @@ def _train(argv):
     root, files = Path(a.data or s.data_path), sorted(files)
     for line in skipped_lines(bad, root): print(line, flush=True)
     bad = {f: why for f, why in bad.items() if not is_hidden(f, root)}   # hidden and metadata files: counted above, not recorded
-    if len(names) > 1: print(f"cross-validating {', '.join(names)} on {len(files)} photos (5 folds, near-duplicates together):", flush=True)
-    cv = compare_recipes(s, files, names, 5, a.size or None, a.epochs or s.epochs) if len(names) > 1 else {}
-    best = choose_recipe(cv) if cv else names[0]
-    r = dataclasses.replace(CANDIDATES[best], size=a.size or (s.img_size if CANDIDATES[best].head else CANDIDATES[best].size),
-                            **({} if CANDIDATES[best].head else {'epochs': a.epochs or s.epochs}))
-    print(f"chose {best}; training it and exporting", flush=True)
-    card = train_and_export(s, files, a.models, r, root=root, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
-                                                                   **_cv_record(cv, best)})
-    info = ModelBundle(card).amend({'command': {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}})
-    print(_summary(info, cv, best, card, len(bad), time.time() - t0))   # every export is kept as a version, for shadow runs and roll-back (06_monitor)
-    print(f"kept as version {info['bundle']['version']} (set [app] candidate or [paths] model_name to it to try it or roll back to it)")
+    with run_lock(Path(a.models or s.models_path)):   # one bear-train per models folder; a second is refused, naming this one
+        if len(names) > 1: print(f"cross-validating {', '.join(names)} on {len(files)} photos (5 folds, near-duplicates together):", flush=True)
+        cv = compare_recipes(s, files, names, 5, a.size or None, a.epochs or s.epochs) if len(names) > 1 else {}
+        best = choose_recipe(cv) if cv else names[0]
+        r = dataclasses.replace(CANDIDATES[best], size=a.size or (s.img_size if CANDIDATES[best].head else CANDIDATES[best].size),
+                                **({} if CANDIDATES[best].head else {'epochs': a.epochs or s.epochs}))
+        print(f"chose {best}; training it and exporting", flush=True)
+        card = train_and_export(s, files, a.models, r, root=root, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
+                                                                       **_cv_record(cv, best)})
+        info = ModelBundle(card).amend({'command': {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}})
+        print(_summary(info, cv, best, card, len(bad), time.time() - t0))   # every export is kept as a version, for shadow runs and roll-back (06_monitor)
+        print(f"kept as version {info['bundle']['version']} (set [app] candidate or [paths] model_name to it to try it or roll back to it)")
     return 0
 
 def main(argv:list|None=None)->int:
     "bear-train [--data DIR] [--models DIR] [--size PX] [--epochs N] [--candidates LIST] [--version]"
-    return cli('bear-train', _train, argv, failed=(TrainingError,))
+    rc = cli('bear-train', _train, argv, usage=(FolderBusy,), failed=(TrainingError,))
+    if rc == 130 and argv is None:   # Ctrl-C at the command line: the models folder is already as it was, so end now
+        sys.stdout.flush(); sys.stderr.flush(); os._exit(rc)   # (tearing down torch's objects takes seconds)
+    return rc
