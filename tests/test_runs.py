@@ -31,9 +31,9 @@ def interrupt(p:subprocess.Popen)->tuple: # (seconds to exit, stdout, stderr)
 def lines(p:Path)->int: return len(p.read_text().splitlines()) if p.exists() else 0
 
 # ---------------------------------------------------------------- bear-gather
-def gather_env(tmp:Path, host)->dict:
+def gather_env(tmp:Path, host, workers:int=8)->dict:
     cats = '\n'.join(f'{c} = {q}' for c, q in host.categories.items())
-    (tmp/'settings.ini').write_text(f'[categories]\n{cats}\n[gather]\nworkers = 8\n[paths]\ndata = bears\n')
+    (tmp/'settings.ini').write_text(f'[categories]\n{cats}\n[gather]\nworkers = {workers}\n[paths]\ndata = bears\n')
     return ENV | {'BEAR_SETTINGS': str(tmp/'settings.ini')}
 
 def urls_file(path:Path, host, part=slice(None))->Path:
@@ -55,8 +55,8 @@ def consistent(dest:Path)->dict:
     return recs
 
 def test_a_second_gather_into_the_same_folder_is_refused_naming_the_first_and_nothing_is_lost(tmp_path):
-    with LoopbackHost(n_good=20, bad=False, latency=.4, slow_every=1) as h:
-        env, dest = gather_env(tmp_path, h), tmp_path/'bears'
+    with LoopbackHost(n_good=20, bad=False, latency=1., slow_every=1) as h:
+        env, dest = gather_env(tmp_path, h, workers=3), tmp_path/'bears'     # the first run takes about 12 s
         first = gather_cli(env, tmp_path, '--urls', urls_file(tmp_path/'a.txt', h, slice(0, 12)))
         wait_for(lambda: (dest/LOCK).exists() and f'"pid": {first.pid}' in (dest/LOCK).read_text(), what='the first run to start')
         second = gather_cli(env, tmp_path, '--urls', urls_file(tmp_path/'b.txt', h, slice(12, None)))
