@@ -23,7 +23,7 @@ def test_every_notebook_checks_some_output():
     "Each notebook of the chapter has outputs CI compares, or it could drift from its code unnoticed."
     def checked(nb): return sum(c['cell_type'] == 'code' and '# NBVAL_CHECK_OUTPUT' in ''.join(c['source']).splitlines()
                                 for c in json.loads((ROOT/'nbs'/nb).read_text())['cells'])
-    chapter = ['01_gather.ipynb', '03_clean.ipynb']
+    chapter = ['01_gather.ipynb', '02_train.ipynb', '03_clean.ipynb']
     test = {nb: checked(nb) for nb in chapter}
     assert all(test.values()), test
 
