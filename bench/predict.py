@@ -14,10 +14,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bear_app.images import image_files
+from bear_app.bundle import ModelBundle
 from bear_app.predict import Predictor, default_model
 
 BIN = Path(sys.executable).parent
-PKL = default_model().with_suffix('.pkl')
+PKL = ModelBundle(default_model()).path('learner')
 
 def pct(ts, q): return float(np.percentile(ts, q)) * 1000
 
