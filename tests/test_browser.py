@@ -420,11 +420,11 @@ def test_a_phone_sees_the_whole_answer(server, browser, tmp_path, width):
     ctx = browser.new_context(viewport={'width': width, 'height': 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     ctx.on('request', lambda r: NOT_LOOPBACK.match(r.url) and blocked.append(r.url))
     page = ctx.new_page(); page.goto(url)
-    page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
+    page.get_by_role('button', name='Classify').wait_for(timeout=120_000)
     photo, want = photos(tmp_path)
     label = upload_and_classify(page, photo, cat_photo(tmp_path))
     assert answered(label, want), label
-    page.locator('.bear-feedback').first.wait_for(timeout=30_000)
+    page.locator('.bear-feedback').first.wait_for(timeout=60_000)
     page.locator('.bear-card summary').first.click()             # the cat's scores, unfolded: they fit too
     page.screenshot(path=ARTIFACTS/f'9-phone-{width}.png', full_page=True)
     got = page.evaluate(OUTSIDE)
@@ -445,8 +445,8 @@ def test_three_photos_each_with_its_own_answer_and_feedback(server, browser, tmp
     broken = tmp_path/'broken.png'; broken.write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 100)
     upload_and_classify(page, photo, cat, broken)
     cards = page.locator('.bear-card')
-    cards.nth(2).wait_for(timeout=30_000)
-    page.locator('.bear-card .bear-feedback').nth(1).wait_for(timeout=30_000)
+    cards.nth(2).wait_for(timeout=60_000)
+    page.locator('.bear-card .bear-feedback').nth(1).wait_for(timeout=60_000)
     page.screenshot(path=ARTIFACTS/'10-three-photos.png', full_page=True)
     assert cards.count() == 3
     names = [cards.nth(i).locator('.bear-name').inner_text() for i in range(3)]
@@ -460,7 +460,7 @@ def test_three_photos_each_with_its_own_answer_and_feedback(server, browser, tmp
     for a in answers: assert text.count(a) == 1, (a, text)   # each sentence once
     assert page.locator('.bear-status').inner_text().strip() == '3 photos: 2 answered, 1 could not be read.'
     cards.nth(1).get_by_role('button', name='not a bear').click()   # the cat's own row
-    cards.nth(1).get_by_text('Thanks!').wait_for(timeout=30_000)
+    cards.nth(1).get_by_text('Thanks!').wait_for(timeout=60_000)
     assert cards.nth(0).get_by_text('Thanks!').count() == 0
     assert blocked == [], blocked
     leave(page, proc)
@@ -477,7 +477,7 @@ def test_more_photos_than_one_classify_answers_are_cut_in_the_browser(server, br
     page = open_app(browser, url, blocked)
     choose(page, *tiny)
     notice = page.locator('.bear-upload-notice')
-    page.wait_for_function("() => (document.querySelector('.bear-upload-notice') || {}).innerText?.includes('Too many photos')", timeout=30_000)
+    page.wait_for_function("() => (document.querySelector('.bear-upload-notice') || {}).innerText?.includes('Too many photos')", timeout=60_000)
     assert f'you chose {cap + 5}' in notice.inner_text() and f'at most {cap}' in notice.inner_text(), notice.inner_text()
     classify(page)
     page.locator('.bear-card').nth(cap - 1).wait_for(timeout=60_000)
