@@ -63,7 +63,7 @@ class MonitorSettings:
     inbox_quota_mb: float = _key(200., lo=0)      # the inbox never grows beyond this
     low_confidence: float = _key(.6, lo=0, hi=1)  # an answer below this probability is low-confidence
     psi_alarm: float = _key(.25, lo=0)            # drift when the class mix's population stability index reaches this
-    ood_p_alarm: float = _key(.001, lo=0, hi=1)   # drift when the not-a-bear count's binomial p-value falls to this
+    ood_p_alarm: float = _key(.001, lo=0, hi=1)   # drift when the not-a-bear count's p-value (beta-binomial, `bear_app.monitor.report`) falls to this
     min_n: int = _key(20, lo=0)                   # no drift verdict on fewer answers
     max_rows: int = _key(500_000, lo=0)           # the log's size cap: past it the oldest rows go (shared photos' rows stay; 0: no cap)
     log_per_minute: float = _key(60., lo=0)       # the most answers one app page logs a minute (the rest are shown, not logged)
@@ -86,9 +86,11 @@ class Settings:
     valid_pct: float = _key(0.2, 'train', lo=0, hi=1, open_=True)
     seed: int = _key(42, 'train')
     batch_size: int = _key(32, 'train', lo=1)
-    candidates: str = _key('logits, features, both, finetune', 'train')  # recipes bear-train cross-validates before it ships the best
+    candidates: str = _key('logits, features, both', 'train')  # recipes bear-train cross-validates before it ships the best ('finetune' too, when named)
     data_path: Path = _key(Path('data'), 'paths', 'data')       # `BEAR_DATA` overrides it
     models_path: Path = _key(Path('models'), 'paths', 'models')
+    eval_path: Path|None = _key(None, 'paths', 'eval')            # photos of the categories from another source: judged and calibrated on, never trained on; `BEAR_EVAL` overrides it
+    eval_none_path: Path|None = _key(None, 'paths', 'eval_none')  # photos of none of the categories, judged on, never trained on; `BEAR_EVAL_NONE` overrides it
     model_name: str = _key('bear_model', 'paths')
     app: AppSettings = field(default_factory=AppSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
@@ -182,6 +184,9 @@ def read_settings(path:Path|None=None, # settings.ini to read (default: `find_se
     s = Settings(categories=v['categories'], **kw(Settings), app=AppSettings(**kw(AppSettings, 'app')))
     s.data_path = root/(Path(env['BEAR_DATA']).expanduser() if env.get('BEAR_DATA') else s.data_path)
     s.models_path = root/s.models_path
+    for k, var in (('eval_path', 'BEAR_EVAL'), ('eval_none_path', 'BEAR_EVAL_NONE')):   # empty: no photos from another source
+        p = str(env.get(var, getattr(s, k) or '')).strip()
+        setattr(s, k, root/Path(p).expanduser() if p else None)
     m = kw(MonitorSettings, 'monitor')
     if m.get('inbox') and (m['inbox'].is_absolute() or '..' in m['inbox'].parts):
         raise SettingsError(f"{path}: [monitor] inbox = {m['inbox']} is not a folder inside the data folder; write a name such as `inbox = .inbox`")

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['COLUMNS', 'NOT_ANY', 'candidate_path', 'monitor_settings', 'now', 'connect', 'PredictionLog', 'model_version',
            'image_facts', 'answer_of', 'answer_columns', 'failed', 'CandidateError', 'load_candidate', 'Monitor', 'psi',
-           'binom_sf', 'training_mix', 'expected_ood_rate', 'feedback_stats', 'shadow_stats', 'report', 'format_report',
-           'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo', 'unshare_photo',
-           'review_rows', 'write_review', 'keep_model_version', 'model_versions', 'main']
+           'binom_sf', 'betabinom_sf', 'training_mix', 'expected_ood', 'feedback_stats', 'shadow_stats', 'report',
+           'format_report', 'generated_images', 'plot_report', 'record_feedback', 'InboxFull', 'share_photo',
+           'unshare_photo', 'review_rows', 'write_review', 'keep_model_version', 'model_versions', 'main']
 
 # %% ../nbs/06_monitor.ipynb #8d990525
 import argparse, dataclasses, hashlib, io, json, math, sqlite3, sys, threading, time, urllib.parse
@@ -301,6 +301,15 @@ def binom_sf(k:int, n:int, p:float)->float:
     m = max(ls)
     return min(1.0, math.exp(m) * sum(math.exp(l - m) for l in ls))
 
+def betabinom_sf(k:int, n:int, a:float, b:float)->float:
+    "P(X ≥ k) for X ~ BetaBinomial(n, a, b): `binom_sf` when the rate itself is only known as Beta(a, b), e.g. from a calibration count."
+    if k <= 0: return 1.0
+    if k > n: return 0.0
+    lB = lambda x, y: math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+    ls = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + lB(i + a, n - i + b) - lB(a, b) for i in range(k, n + 1)]
+    m = max(ls)
+    return min(1.0, math.exp(m) * sum(math.exp(l - m) for l in ls))
+
 # %% ../nbs/06_monitor.ipynb #22ba79f0
 def training_mix(card:dict, data:Path|None=None)->tuple: # ({category: share}, where it came from)
     "The class mix the model was trained on."
@@ -314,11 +323,14 @@ def training_mix(card:dict, data:Path|None=None)->tuple: # ({category: share}, w
     tot = sum(counts.get(c, 0) for c in vocab) or 1
     return {c: counts.get(c, 0) / tot for c in vocab}, src
 
-def expected_ood_rate(ood_info:dict|None)->float|None:
-    "The share of in-domain photos calibration flags as not-a-bear (None without a calibration file)."
+def expected_ood(ood_info:dict|None)->dict|None: # {'rate', 'flagged', 'n', 'source'}; None without a calibration file
+    "The not-a-bear count calibration measured on photos of the categories: across sources when `bear-train` had photos from another source ([paths] eval), else in its own cross-validation."
     if not ood_info: return None
+    a = ood_info.get('across_source') or {}
+    if a.get('n'): return {'rate': a['ood'] / a['n'], 'flagged': a['ood'], 'n': a['n'], 'source': 'photos from another source'}
     n = ood_info.get('calibration', {}).get('n_images') or 1000
-    return max(1 - ood_info['measured']['in_domain_cv_pass'], 1 / (n + 1))
+    rate = max(1 - ood_info['measured']['in_domain_cv_pass'], 1 / (n + 1))
+    return {'rate': rate, 'flagged': round(rate * n), 'n': n, 'source': 'in-source cross-validation'}
 
 # %% ../nbs/06_monitor.ipynb #0d74f413
 def _mean(xs:list)->float|None: return round(sum(xs) / len(xs), 4) if xs else None
@@ -351,7 +363,7 @@ def _alarms(ms:MonitorSettings, n:int, mix_psi:float|None, n_ood:int, exp:float|
     if n >= ms.min_n:
         if mix_psi is not None and mix_psi >= ms.psi_alarm: alarms.append(f"class mix PSI {mix_psi:.2f} >= {ms.psi_alarm}")
         if p_ood is not None and p_ood <= ms.ood_p_alarm:
-            alarms.append(f"not-a-bear rate {n_ood / n:.1%} vs {exp:.2%} expected (binomial p = {p_ood:.1e} <= {ms.ood_p_alarm})")
+            alarms.append(f"not-a-bear rate {n_ood / n:.1%} vs {exp:.2%} expected (p = {p_ood:.1e} <= {ms.ood_p_alarm})")
     return alarms
 
 def _confidence(ok:list)->dict:
@@ -374,10 +386,11 @@ def report(log:PredictionLog,            # the prediction log
     ins = [r for r in ok if not r['ood']]
     labels = Counter(r['label'] for r in ins)
     mix, src = training_mix(card, ms.data)
-    n_ood, exp = sum(bool(r['ood']) for r in ok), expected_ood_rate(ood_info)
-    p_ood = binom_sf(n_ood, len(ok), exp) if exp is not None and ok else None
+    n_ood, exp = sum(bool(r['ood']) for r in ok), expected_ood(ood_info)
+    # the expected rate is itself a count out of n calibration photos: its uncertainty widens the test (Jeffreys prior)
+    p_ood = betabinom_sf(n_ood, len(ok), exp['flagged'] + .5, exp['n'] - exp['flagged'] + .5) if exp and ok else None
     mix_psi = psi(labels, mix) if ins else None
-    alarms = _alarms(ms, len(ok), mix_psi, n_ood, exp, p_ood)
+    alarms = _alarms(ms, len(ok), mix_psi, n_ood, exp and exp['rate'], p_ood)
     return {'n': len(ok), 'labels': {c: labels.get(c, 0) for c in card['vocab']}, 'ood_rate': _mean([bool(r['ood']) for r in ok]) or 0.0,
             'drift': bool(alarms), 'alarms': alarms, 'since': since, 'errors': len(rows) - len(ok),
             'per_day': dict(sorted(Counter(r['time'][:10] for r in rows).items())),
@@ -385,7 +398,8 @@ def report(log:PredictionLog,            # the prediction log
             'class_mix': {'observed': {c: round(labels.get(c, 0) / max(len(ins), 1), 4) for c in card['vocab']},
                           'training': {c: round(v, 4) for c, v in mix.items()}, 'training_source': src,
                           'psi': None if mix_psi is None else round(mix_psi, 4), 'psi_alarm': ms.psi_alarm},
-            'ood': {'count': n_ood, 'expected_rate': exp, 'p_value': p_ood, 'p_alarm': ms.ood_p_alarm},
+            'ood': {'count': n_ood, 'expected_rate': exp and exp['rate'], 'p_value': p_ood, 'p_alarm': ms.ood_p_alarm,
+                    'expected_from': exp and f"{exp['flagged']} of {exp['n']} {exp['source']}"},
             'confidence': _confidence(ok),
             'low_confidence': sum(r['probability'] < ms.low_confidence for r in ok),
             'feedback': feedback_stats(ok), 'shadow': shadow_stats(rows), 'min_n': ms.min_n}
@@ -400,7 +414,7 @@ def format_report(rep:dict)->str:
     L += [f"  {c:<10} {cm['observed'][c]:6.1%}  {cm['training'][c]:6.1%}" for c in cm['training']]
     L.append(f"  PSI {cm['psi'] if cm['psi'] is not None else '-'} (alarm at {cm['psi_alarm']})")
     o = rep['ood']
-    L.append(f"not a bear: {o['count']} ({rep['ood_rate']:.1%}); expected {o['expected_rate']:.2%}, binomial p = {o['p_value']:.2g} (alarm at {o['p_alarm']})"
+    L.append(f"not a bear: {o['count']} ({rep['ood_rate']:.1%}); expected {o['expected_rate']:.2%} ({o.get('expected_from')}), p = {o['p_value']:.2g} (alarm at {o['p_alarm']})"
              if o['p_value'] is not None else f"not a bear: {o['count']} ({rep['ood_rate']:.1%})")
     c = rep['confidence']
     L.append('confidence: ' + '  '.join(f"{c['edges'][i]:.1f}-{c['edges'][i+1]:.1f}: {k}" for i, k in enumerate(c['counts']) if k)

@@ -18,7 +18,7 @@ from .bundle import RUNNABLE, ModelBundle, ModelError, cached_model, is_lfs_poin
 from .config import CommandParser, UsageError, cli, get_settings
 from .core import atomic_write, file_sha256
 from .images import ImageError, open_image, skipped_lines, visible_files
-from .ood import load_detector
+from .ood import DETECTOR_METHODS, load_detector
 from fastcore.basics import patch
 
 # %% ../nbs/04_predict.ipynb #45c61a6d
@@ -216,7 +216,7 @@ class Predictor:
         self.detector = None
         info = json.loads(home.read_text()) if home else None
         if info is None: _warn_once(f"{ood_path(self.source)} not found: predictions carry ood=None (bear-train writes it)")
-        elif info.get('method') != 'knn' or 'features' not in self.session.outputs or not ModelBundle(home).path('reference').exists():
+        elif info.get('method') not in DETECTOR_METHODS or 'features' not in self.session.outputs or not ModelBundle(home).path('reference').exists():
             _warn_once(f"{home.name} is from an earlier bear-train or lacks its {ModelBundle(home).path('reference').name}: "
                        "predictions carry ood=None until you run bear-train again")
         else:

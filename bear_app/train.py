@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['PRESIZE', 'BOOK', 'FINETUNE', 'LOGITS', 'FEATURES', 'BOTH', 'CANDIDATES', 'OURS', 'UprightImage', 'UprightImageBlock',
-           'DatasetError', 'check_dataset', 'dataset_files', 'PresizedImages', 'split_units', 'GroupedSplitter',
-           'group_folds', 'Recipe', 'bear_datablock', 'small_subset', 'small_recipe', 'PlainTensors', 'body_features',
-           'frozen_features', 'head_inputs', 'fit_linear_head', 'collapse_head', 'CountSteps', 'fit_frozen_head',
-           'train_learner', 'validation_metrics', 'save_confusion_png', 'fit_model_detector', 'export_model',
-           'cross_validate', 'compare_recipes', 'choose_recipe', 'TrainingError', 'train_and_export', 'main']
+           'DatasetError', 'check_dataset', 'dataset_files', 'held_out_files', 'PresizedImages', 'split_units',
+           'GroupedSplitter', 'group_folds', 'Recipe', 'bear_datablock', 'small_subset', 'small_recipe', 'PlainTensors',
+           'body_features', 'frozen_features', 'head_inputs', 'fit_linear_head', 'collapse_head', 'CountSteps',
+           'fit_frozen_head', 'train_learner', 'validation_metrics', 'save_confusion_png', 'judge',
+           'fit_model_detector', 'across_source', 'export_model', 'cross_validate', 'compare_recipes', 'choose_recipe',
+           'TrainingError', 'train_and_export', 'main']
 
 # %% ../nbs/02_train.ipynb #a19bb20d
 import bear_app, dataclasses, json, os, platform, random, sys, time
@@ -16,8 +17,8 @@ from functools import partial
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from .model import (ImageNetProbe, LinearProbe, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier,  # noqa: F401
-                            imagenet_top, lite0_imagenet_state, preprocessing, probe_learner, probe_split)  # ImageNetProbe, probe_*: learners exported before 02a_model pickled them as bear_app.train's
+from .model import (ImageNetProbe, LinearProbe, WithFeatures, efficientnet_lite0, export_onnx, get_arch, imagenet_classifier,  # noqa: F401
+                            imagenet_layer, imagenet_top, lite0_imagenet_state, preprocessing, probe_learner, probe_split)  # ImageNetProbe, probe_*: learners exported before 02a_model pickled them as bear_app.train's
 import numpy as np
 import torch, timm
 from torch import nn, Tensor
@@ -40,10 +41,10 @@ from dataclasses import dataclass, asdict
 from .bundle import ModelBundle
 from .config import CommandParser, Settings, UsageError, cli, get_settings
 from .core import atomic_write, fingerprint
-from .images import (NEAR_DUP_BITS, category_of, is_hidden, open_image, near_duplicate_groups, readable_images,
+from .images import (NEAR_DUP_BITS, category_of, image_files, is_hidden, open_image, near_duplicate_groups, readable_images,
                              skipped_lines, visible_files)
 from .runs import FolderBusy, run_lock
-from .ood import bank_copies, fit_detector, save_detector
+from .ood import bank_copies, fit_concept_detector, fit_detector, save_detector, wilson_interval
 from .predict import shrink, to_input
 
 # %% ../nbs/02_train.ipynb #0739a8b6
@@ -82,6 +83,17 @@ def dataset_files(s:Settings, path:Path|None=None)->list:
     good, bad = check_dataset(s, path, min_per_category=0)
     for line in skipped_lines(bad, Path(path or s.data_path)): print(line, file=sys.stderr)
     return good
+
+# %% ../nbs/02_train.ipynb #e8b471a9
+def held_out_files(s:Settings, train:list=())->dict: # {'eval': photos of the categories, 'none': photos of none of them}
+    "The photos from another source that bear-train judges the model on and calibrates with, never trains on (`[paths] eval`, `eval_none`); `DatasetError` if any is among the training photos `train`."
+    out = {'eval': [], 'none': []}
+    if s.eval_path and s.eval_path.is_dir(): out['eval'] = sorted(check_dataset(s, s.eval_path, min_per_category=0)[0])
+    if s.eval_none_path and s.eval_none_path.is_dir(): out['none'] = sorted(readable_images(image_files(s.eval_none_path))[0])
+    both = {Path(f).resolve() for f in out['eval'] + out['none']} & {Path(f).resolve() for f in train}
+    if both: raise DatasetError(f"{len(both)} training photo(s) are also among the photos from another source ({sorted(both)[0]}…): "
+                                "[paths] eval and eval_none must be folders apart from the data folder")
+    return out
 
 # %% ../nbs/02_train.ipynb #42cad3bd
 PRESIZE = 1.15  # training images are shrunk to a short side of PRESIZE * size before Resize
@@ -302,12 +314,26 @@ def save_confusion_png(learn:Learner, path:Path):
     atomic_write(path, lambda t: fig.savefig(t, format='png', dpi=100, bbox_inches='tight'))
     plt.close(fig)
 
-# %% ../nbs/02_train.ipynb #862d5cc6
+# %% ../nbs/02_train.ipynb #7d4f42e2
 def _relative(files, root:Path)->list:
     "`files` as sorted posix paths relative to the data folder `root`."
     return sorted(Path(os.path.relpath(f, root)).as_posix() for f in files)
 
-def fit_model_detector(learn:Learner, files:list, folds:list, dest:Path)->dict:
+# %% ../nbs/02_train.ipynb #af2e2eb0
+def judge(learn:Learner, files:list, bs:int=32)->tuple: # (probabilities (N,C), pooled features (N,D))
+    "The model's probabilities and pooled features for image `files`, from the inputs the exported model gets (`to_input`)."
+    pre, model, P, F = preprocessing(learn), WithFeatures(learn.model).eval(), [], []
+    for b in range(0, len(files), bs):
+        x = torch.from_numpy(np.stack([to_input(open_image(f, draft=pre['draft']), pre) for f in files[b:b+bs]]))
+        with torch.inference_mode(): z, f = model(x)
+        P.append(torch.softmax(z.float(), 1).numpy()); F.append(f.float().numpy())
+    return (np.concatenate(P), np.concatenate(F)) if P else (np.zeros((0, learn.dls.c)), np.zeros((0, 0)))
+
+# %% ../nbs/02_train.ipynb #ee1ab313
+def fit_model_detector(learn:Learner, files:list, folds:list, dest:Path,
+                       imagenet:tuple|None=None, # (W, b) of the pretrained ImageNet layer, for a frozen body: adds the concept evidence
+                       elsewhere:np.ndarray|None=None, # features of photos of the categories from another source: the threshold must hold on them
+                      )->tuple: # (the detector, the JSON written)
     "Fit the not-one-of-the-categories detector (`bear_app.ood`) on the features of `files` and their damaged copies, in `learn`'s own feature space; write it to `dest`."
     draft = preprocessing(learn)['draft']
     F, C = [], []
@@ -315,17 +341,39 @@ def fit_model_detector(learn:Learner, files:list, folds:list, dest:Path)->dict:
         imgs = [open_image(f, draft=draft) for f in files[b:b+32]]
         F.append(body_features(learn, imgs)); C.append(body_features(learn, [c for i in imgs for c in bank_copies(i)]))
     F, C = np.concatenate(F), np.concatenate(C).reshape(len(files), -1, F[0].shape[1])
-    det = fit_detector(F, folds, C)
+    if imagenet is None: det = fit_detector(F, folds, C)   # a fine-tuned body: its features no longer feed the ImageNet layer
+    else: det = fit_concept_detector(F, np.array([learn.dls.vocab.o2i[category_of(f, list(learn.dls.vocab))] for f in files]), folds, imagenet, C, elsewhere)
     exp = det.info['expected_in_domain']
-    return save_detector(det, dest, extra={'preprocessing': preprocessing(learn), 'features': 'the ONNX output `features`',
+    return det, save_detector(det, dest, extra={'preprocessing': preprocessing(learn), 'features': 'the ONNX output `features`',
         'calibration': {'n_images': len(files), 'fingerprint': fingerprint(files)},
         'measured': {'in_domain_cv_pass': 1 - exp['ood_rate']}})
 
+# %% ../nbs/02_train.ipynb #8f45ff3e
+def across_source(vocab:list, det, judged:dict, roots:dict)->dict:
+    "What the model and its detector do on photos from another source: error and flag rates on `judged['eval']`, flag rate on `judged['none']` (each `(files, probabilities, features)`)."
+    out = {}
+    if 'eval' in judged:
+        fs, P, F = judged['eval']
+        y, pred, s = np.array([vocab.index(category_of(f, vocab)) for f in fs]), P.argmax(1), det.score(F)
+        ood, hard = s > det.threshold, (s > det.hard) & (s <= det.threshold)
+        out['eval'] = {'folder': os.path.normpath(roots['eval']), 'n': len(fs), 'error': float((pred != y).mean()), 'n_wrong': int((pred != y).sum()),
+                       'error_95': wilson_interval(int((pred != y).sum()), len(fs)),
+                       'wrong': [{'file': _relative([f], roots['eval'])[0], 'label': vocab[t], 'predicted': vocab[p], 'probability': round(float(P[i].max()), 3)}
+                                 for i, (f, t, p) in enumerate(zip(fs, y, pred)) if p != t],
+                       'not_a_bear': int(ood.sum()), 'not_a_bear_rate': float(ood.mean()), 'not_a_bear_rate_95': wilson_interval(int(ood.sum()), len(fs)),
+                       'hard_to_read': int(hard.sum())}
+    if 'none' in judged:
+        fs, P, F = judged['none']
+        ood = det.score(F) > det.threshold
+        out['none'] = {'folder': os.path.normpath(roots['none']), 'n': len(fs), 'flagged': int(ood.sum()), 'flagged_rate': float(ood.mean()),
+                       'flagged_rate_95': wilson_interval(int(ood.sum()), len(fs))}
+    return out
 
 # %% ../nbs/02_train.ipynb #fb99edf9
 def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, extra:dict|None=None,
                  root:Path|None=None, # the data folder `valid_files` are relative to (default: the settings' data path)
-                 folds:list|None=None)->Path: # index lists of `files` for the detector's calibration (default: 5 near-duplicate-keeping folds)
+                 folds:list|None=None, # index lists of `files` for the detector's calibration (default: 5 near-duplicate-keeping folds)
+                 held:dict|None=None)->Path: # `held_out_files`: photos from another source to judge and calibrate on (default: none)
     "Export `learn` to `dest` (default: the settings' models folder) as one `ModelBundle`: .pkl, .onnx, .png, the not-a-bear detector (.ood.json, .ood.npz) and the .json card, published whole; return the card's path."
     bundle = ModelBundle(Path(dest or s.models_path)/s.model_name)
     pre = preprocessing(learn)
@@ -339,8 +387,12 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
         export_onnx(learn, new.path('onnx'), info['img_size'])
         save_confusion_png(learn, new.path('confusion'))
         folds = folds or group_folds(files, near_duplicate_groups(files, NEAR_DUP_BITS), 5, s.seed)
-        ood = fit_model_detector(learn, files, folds, new.path('detector'))
-        info['ood'] = {k: ood[k] for k in ('method', 'k', 'quantile', 'margin', 'hard_threshold', 'threshold', 'expected_in_domain')}
+        judged = {k: (fs, *judge(learn, fs)) for k, fs in (held or {}).items() if fs}
+        frozen = isinstance(learn.model[1], LinearProbe)   # the pretrained body as it came: its ImageNet layer still reads its features
+        det, ood = fit_model_detector(learn, files, folds, new.path('detector'),
+                                      imagenet_layer(s.arch) if frozen else None, judged['eval'][2] if 'eval' in judged else None)
+        info['ood'] = {k: ood[k] for k in ('method', 'k', 'quantile', 'margin', 'hard_threshold', 'threshold', 'expected_in_domain', 'across_source') if ood.get(k) is not None}
+        info['across_source'] = across_source(info['vocab'], det, judged, {'eval': s.eval_path, 'none': s.eval_none_path})
         return new.publish(info)
 
 # %% ../nbs/02_train.ipynb #2aa35666
@@ -372,7 +424,7 @@ def compare_recipes(s:Settings, files:list, names:list, k:int=5, size:int|None=N
     for n in names:
         r = dataclasses.replace(CANDIDATES[n], **({'size': size} if size else {}), **({'epochs': epochs} if epochs and not CANDIDATES[n].head else {}))
         out[n] = cross_validate(s, files, k, r, cache=cache)
-        if not quiet: print(f"  {n:9s} {k}-fold CV error {out[n]['error']:.2%} ({len(out[n]['wrong'])} of {len(files)} wrong, {out[n]['seconds']:.0f} s)", flush=True)
+        if not quiet: print(f"  {n:9s} in-source {k}-fold CV error {out[n]['error']:.2%} ({len(out[n]['wrong'])} of {len(files)} wrong, {out[n]['seconds']:.0f} s)", flush=True)
     return out
 
 def choose_recipe(cv:dict)->str:
@@ -384,7 +436,8 @@ class TrainingError(Exception):
     "Training ran but gave no model worth exporting; the message says why."
 
 def train_and_export(s:Settings, files:list, dest:Path|None=None, recipe:Recipe|None=None,
-                     max_distance:int=NEAR_DUP_BITS, root:Path|None=None, extra:dict|None=None)->Path:
+                     max_distance:int=NEAR_DUP_BITS, root:Path|None=None, extra:dict|None=None,
+                     held:dict|None=None)->Path: # `held_out_files`, to judge and calibrate on
     "Split `files` keeping near-duplicates together, train with `recipe`, export with a model card; return the card's path."
     t0, r = time.time(), recipe or dataclasses.replace(OURS, size=s.img_size)
     files = sorted(files)
@@ -398,7 +451,7 @@ def train_and_export(s:Settings, files:list, dest:Path|None=None, recipe:Recipe|
         if steps == 0 or not np.isfinite(float(loss)):
             raise TrainingError(f"training took {steps} optimiser steps (last loss {float(loss):.3g}): no model was exported")
         how = {'batch_size': learn.dls.train.bs, 'optimiser_steps': steps}
-    return export_model(learn, s, files, dest, root=root, folds=group_folds(files, groups, 5, s.seed), extra={
+    return export_model(learn, s, files, dest, root=root, folds=group_folds(files, groups, 5, s.seed), held=held, extra={
         'recipe': asdict(r), 'train_seconds': round(time.time() - t0, 1), **how,
         'near_duplicates': {'max_distance': max_distance, 'groups_merged': len(groups),
                             'files_in_groups': sum(map(len, groups))}, **(extra or {})})
@@ -415,15 +468,19 @@ def _cv_record(cv:dict, best:str)->dict:
     "What the card keeps of the recipe comparison."
     return {'recipe_cv': {n: {'error': c['error'], 'n_wrong': len(c['wrong']), 'fold_errors': c['fold_errors'], 'seconds': c['seconds'],
                               'recipe': asdict(CANDIDATES[n])} for n, c in cv.items()},
-            'chosen_recipe': best, 'chosen_by': '5-fold cross-validated error (folds keep near-duplicates together); '
+            'chosen_recipe': best, 'chosen_by': 'in-source 5-fold cross-validated error (folds keep near-duplicates together); '
                                                 'a tie goes to the first listed' if cv else 'the only candidate'}
 
 def _summary(info:dict, cv:dict, best:str, card:Path, n_bad:int, secs:float)->str:
     "bear-train's last line: what it wrote, the recipe and its CV error, the validation error, the expected not-a-bear rate."
-    e, cvtxt = info['ood']['expected_in_domain'], f" (CV error {cv[best]['error']:.2%})" if cv else ''
+    e, cvtxt = info['ood']['expected_in_domain'], f" (in-source CV error {cv[best]['error']:.2%})" if cv else ''
+    a, across = info.get('across_source', {}), ''
+    if 'eval' in a: across += (f"; across sources, {a['eval']['n']} photos from {Path(a['eval']['folder']).name}: error {a['eval']['error']:.2%} "
+                               f"({a['eval']['n_wrong']} wrong), not a bear {a['eval']['not_a_bear_rate']:.1%} ({a['eval']['not_a_bear']})")
+    if 'none' in a: across += f"; {a['none']['n']} photos from {Path(a['none']['folder']).name} flagged not a bear: {a['none']['flagged_rate']:.1%}"
     return (f"wrote {ModelBundle(card).path('learner')}, .onnx, .png, .ood.json and {card.name} in {secs:.0f} s: recipe {best}{cvtxt}, "
-            f"validation error {info['metrics']['error_rate']:.3f}; not-a-bear expected on {e['ood_rate']:.1%} of your kind of "
-            f"photos (95% up to {e['ood_rate_95'][1]:.1%})" + (f"; {n_bad} file(s) skipped" if n_bad else ''))
+            f"in-source validation error {info['metrics']['error_rate']:.3f}{across or '; no photos from another source ([paths] eval) to judge it on'}; "
+            f"in-source not-a-bear rate {e['ood_rate']:.1%} (95% up to {e['ood_rate_95'][1]:.1%})" + (f"; {n_bad} file(s) skipped" if n_bad else ''))
 
 # %% ../nbs/02_train.ipynb #f1c0ed2a
 def _train_parser()->CommandParser:
@@ -433,7 +490,7 @@ def _train_parser()->CommandParser:
     ap.add_argument('--models', help="folder to export into (default: settings' models path)")
     ap.add_argument('--size', type=int, help="resolution in px for every recipe (default: settings' img_size for the frozen heads, 160 for fine-tuning)")
     ap.add_argument('--epochs', type=int, help="fine-tuning epochs (default: settings' epochs; the frozen heads have none)")
-    ap.add_argument('--candidates', help=f"recipes to cross-validate, best one shipped (default: settings' [train] candidates, else {', '.join(CANDIDATES)})")
+    ap.add_argument('--candidates', help=f"recipes to cross-validate, best one shipped (default: settings' [train] candidates; all: {', '.join(CANDIDATES)})")
     ap.add_argument('--version', action='version', version=f'%(prog)s {bear_app.__version__}')
     return ap
 
@@ -448,6 +505,9 @@ def _train(argv):
     root, files = Path(a.data or s.data_path), sorted(files)
     for line in skipped_lines(bad, root): print(line, flush=True)
     bad = {f: why for f, why in bad.items() if not is_hidden(f, root)}   # hidden and metadata files: counted above, not recorded
+    held = held_out_files(s, files)   # judged and calibrated on, never trained on
+    print(f"photos from another source, never trained on: {len(held['eval'])} of the categories ({s.eval_path}), "
+          f"{len(held['none'])} of none of them ({s.eval_none_path})", flush=True)
     with run_lock(Path(a.models or s.models_path)):   # one bear-train per models folder; a second is refused, naming this one
         if len(names) > 1: print(f"cross-validating {', '.join(names)} on {len(files)} photos (5 folds, near-duplicates together):", flush=True)
         cv = compare_recipes(s, files, names, 5, a.size or None, a.epochs or s.epochs) if len(names) > 1 else {}
@@ -455,7 +515,7 @@ def _train(argv):
         r = dataclasses.replace(CANDIDATES[best], size=a.size or (s.img_size if CANDIDATES[best].head else CANDIDATES[best].size),
                                 **({} if CANDIDATES[best].head else {'epochs': a.epochs or s.epochs}))
         print(f"chose {best}; training it and exporting", flush=True)
-        card = train_and_export(s, files, a.models, r, root=root, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
+        card = train_and_export(s, files, a.models, r, root=root, held=held, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
                                                                        **_cv_record(cv, best)})
         info = ModelBundle(card).amend({'command': {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}})
         print(_summary(info, cv, best, card, len(bad), time.time() - t0))   # every export is kept as a version, for shadow runs and roll-back (06_monitor)

@@ -22,7 +22,8 @@ from bear_app.config import read_settings
 from bear_app.images import image_files, near_duplicate_groups, open_image, NEAR_DUP_BITS
 from bear_app.predict import to_input, sample_ood_images, softmax
 from bear_app.train import fit_linear_head, group_folds
-from bear_app.ood import BANK_COPIES, bank_copies, kth_distance, l2_normalise, thresholds, wilson_interval, fit_detector
+from bear_app.ood import (BANK_COPIES, KNNDetector, bank_copies, fit_concept_detector, fit_detector, kth_distance, l2_normalise,
+                          thresholds, wilson_interval)
 
 IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': None, 'draft': 448}  # the frozen recipes' input
 
@@ -276,6 +277,44 @@ def finetune_errors(d:dict, ft:dict)->dict:
 
 def pct(x): return f"{x:6.1%}"
 
+# ---------------------------------------------------------------------------------------------------------------------
+# across sources: what holds when the photos come from another scrape ([paths] eval, eval_none of settings.ini)
+def folder_features(name:str, folder:Path, vocab:list|None=None)->tuple:
+    "(files, F, Z) of the images in `folder` (only its category folders `vocab`, if given), cached."
+    files = sorted(f for f in image_files(folder) if vocab is None or f.parent.name in vocab)
+    d = cached(name, '\n'.join(f"{f.relative_to(folder)} {f.stat().st_size}" for f in files),
+               lambda: dict(zip('FZ', embed([open_image(f, draft=IMAGENET_PRE['draft']) for f in files]))))
+    return files, d['F'], d['Z']
+
+def across_sources(b:dict, c:dict, SF:np.ndarray):
+    "Bears: fit on bears/, judge on bears-elsewhere and not-bears: classifier heads, the shipped detector and the kNN alone."
+    import torch
+    s = b['settings']
+    ef, EF, EZ = folder_features('bears-elsewhere', s.eval_path, s.vocab)
+    nf, NF, NZ = folder_features('not-bears', s.eval_none_path)
+    ye = np.array([s.vocab.index(f.parent.name) for f in ef])
+    print(f"== across sources: fitted on {len(b['y'])} bears/, judged on {len(ef)} photos from {s.eval_path.name} and {len(nf)} from {s.eval_none_path.name}")
+    for kind in ('logits', 'features', 'both'):
+        W, bias = fit_linear_head(head_inputs(b, kind), b['y'])
+        wrong = int(((head_inputs({'Z': EZ, 'F': EF}, kind) @ W.T + bias).argmax(1) != ye).sum())
+        print(f"   head on {kind:9s}: {wrong} of {len(ef)} wrong across sources ({wrong/len(ef):.2%})")
+    m = net(); imagenet = (m.classifier.weight.detach().numpy(), m.classifier.bias.detach().numpy())
+    folds = [np.flatnonzero(b['fold'] == k) for k in range(5)]
+    bank = b['F bank'].reshape(len(b['y']), len(BANK_COPIES), -1)
+    det = fit_concept_detector(b['F'], b['y'], folds, imagenet, bank, EF)
+    knn = fit_detector(b['F'], folds, bank)
+    t_knn = max(knn.threshold, thresholds(knn.score(EF), 0.99, 0.2)[1])   # the kNN alone, its threshold raised the same way
+    for name, score, thr in (('kNN + concepts (shipped)', det.score, det.threshold), ('kNN alone, same calibration', knn.score, t_knn)):
+        fl = lambda F: float((score(F) > thr).mean())
+        print(f"   {name:28s} bears from elsewhere flagged {pct(fl(EF))}  not-bears {pct(fl(NF))}  clouds {pct(fl(c['F']))}  offline samples {pct(fl(SF))}")
+    cs = c['settings']
+    te = np.array(['_test-' in f.name for f in c['files']])   # the clouds' second Kaggle source (their README)
+    for kind in ('logits', 'features', 'both'):
+        W, bias = fit_linear_head(head_inputs(c, kind)[~te], c['y'][~te])
+        err = float(((head_inputs(c, kind)[te] @ W.T + bias).argmax(1) != c['y'][te]).mean())
+        print(f"   clouds, head on {kind:9s} fitted on {int((~te).sum())} photos of one source, judged on {int(te.sum())} of the other: {err:.1%} wrong")
+    print()
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--finetune', action='store_true', help="also cross-validate the book's fine-tuning (FINETUNE, 160 px, fine_tune(3)); minutes per fold on 2 cores")
@@ -286,7 +325,8 @@ def main():
     SF, SZ = (np.concatenate([v[i] for v in smp.values()]) for i in (0, 1))
     print(f"features cached in {CACHE} ({time.time() - t0:.0f} s); bears {len(b['y'])}, clouds {len(c['y'])}, "
           f"offline non-photos-of-either {len(SF)} ({', '.join(smp)})")
-    print("all figures out of sample: 5 folds keeping near-duplicates together; thresholds calibrated on the other 4 folds only\n")
+    across_sources(b, c, SF)
+    print("in-source figures below, all out of sample: 5 folds keeping near-duplicates together; thresholds calibrated on the other 4 folds only\n")
     for d, other, oname in ((b, c, 'clouds'), (c, b, 'bears')):
         print(f"== {d['name']} model: in-domain photos flagged 'none of the categories' (target <= 1%), {oname} flagged (target >= 97%)")
         print(f"{'':36s} {'':27s} {'':7s} {'':7s}   damaged held-out photos flagged")

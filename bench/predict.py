@@ -1,6 +1,7 @@
 """Benchmark the fast predictor against fastai's Learner.predict, in one process, on the same model and photos.
 
     .venv/bin/python bench/predict.py [--n 416] [--folder 175] [--runs 3]
+    .venv/bin/python bench/predict.py --n 200 --compare /tmp/old/bear_model.onnx   # + another model's p50, same run
     taskset -c 0,1 .venv/bin/python bench/predict.py     # the 2-core target
 
 Prints p50/p95 latency per image (decode included), images per second and ratios to the fastai baseline; cold start
@@ -53,6 +54,7 @@ def main():
     ap.add_argument('--n', type=int, default=416, help='photos for the one-by-one runs')
     ap.add_argument('--folder', type=int, default=175, help='photos in the folder for the CLI run')
     ap.add_argument('--runs', type=int, default=3, help='fresh processes per cold-start figure (median)')
+    ap.add_argument('--compare', help="another exported model (.onnx): its Predictor's p50 in the same run, in turn with this one's")
     a = ap.parse_args()
     data = Path(os.environ.get('BEAR_DATA', ROOT.parent/'shared'/'data'/'bears'))
     files = image_files(data)
@@ -83,6 +85,13 @@ def main():
     report('fastai Learner.predict (one by one)', base)
     report('Predictor.predict (one by one, +OOD)', ours, base)
     report('  classifier only, one by one', cls, base)
+    if a.compare:
+        other, mine, theirs = Predictor(a.compare, threads=cores), [], []
+        other.predict(sub[0])
+        for b in range(0, len(sub), 10): mine += one_by_one(pred.predict, sub[b:b+10]); theirs += one_by_one(other.predict, sub[b:b+10])
+        report(f'  this model ({default_model().name})', mine)
+        report(f'  compared model ({a.compare})', theirs)
+        print(f"  p50 ratio this / compared: {pct(mine, 50) / pct(theirs, 50):.2f}", flush=True)
     t = time.perf_counter(); pred.predict_many(files); dt = time.perf_counter() - t
     pred.detector = None
     with warnings.catch_warnings():

@@ -104,6 +104,29 @@ def test_mostly_non_bears_raise_the_alarm(tmp_path, predictor):
     assert rep['drift'] is True
     assert any('not-a-bear rate' in a for a in rep['alarms'])
 
+ELSEWHERE, NOT_BEARS = BEAR_DATA.parent/'bears-elsewhere', BEAR_DATA.parent/'not-bears'
+
+def predict_log_report(tmp:Path, photos:list)->dict:
+    "`bear-predict --log L --json PHOTOS...`, then `bear-monitor report --log L --json`: the report."
+    log = tmp/'predictions.sqlite'
+    p = subprocess.run([str(BIN/'bear-predict'), '--log', str(log), '--json', *map(str, photos)], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    r = subprocess.run([str(BIN/'bear-monitor'), 'report', '--log', str(log), '--json'], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+@needs_model
+@pytest.mark.skipif(not (ELSEWHERE.is_dir() and NOT_BEARS.is_dir()), reason=f"{ELSEWHERE} or {NOT_BEARS} not found")
+def test_drift_alarm_is_quiet_on_bears_from_elsewhere_and_rings_on_not_bears(tmp_path):
+    "A normal day from another source (every photo of bears-elsewhere): no drift; 20 cats and dogs: drift at the first verdict."
+    bears = visible_files([ELSEWHERE/c for c in ('black', 'grizzly', 'teddy')])
+    rep = predict_log_report(tmp_path, bears)
+    assert rep['n'] == len(bears) >= 100 and rep['drift'] is False, rep['alarms']
+    pets = [f for c in ('cats', 'dogs') for f in visible_files([NOT_BEARS/c])[:10]]
+    (tmp_path/'pets').mkdir()
+    rep = predict_log_report(tmp_path/'pets', pets)
+    assert rep['n'] == 20 == rep['min_n'] and rep['drift'] is True and any('not-a-bear rate' in a for a in rep['alarms']), rep
+
 def test_a_class_mix_far_from_training_raises_the_alarm(tmp_path):
     "Only grizzlies, confidently, on a model trained on three even classes: the PSI alarm."
     log = PredictionLog(tmp_path/'p.sqlite')

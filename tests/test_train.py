@@ -110,15 +110,40 @@ def test_bear_train_cross_validates_the_candidates_and_ships_the_best(dataset, t
     assert list(cv) == ['features', 'logits'] and all(0 <= c['error'] <= 1 and len(c['fold_errors']) == 5 for c in cv.values())
     assert card['chosen_recipe'] == min(cv, key=lambda n: (cv[n]['error'], list(cv).index(n))) == card['recipe']['name']
     assert card['head_fit']['kind'] == card['chosen_recipe'] and card['head_fit']['finite']
-    assert f"recipe {card['chosen_recipe']} (CV error {cv[card['chosen_recipe']]['error']:.2%})" in r.stdout
+    assert f"recipe {card['chosen_recipe']} (in-source CV error {cv[card['chosen_recipe']]['error']:.2%})" in r.stdout
     e = card['ood']['expected_in_domain']
     assert e['n'] == card['n_images'] and 0 <= e['ood_rate_95'][0] <= e['ood_rate'] <= e['ood_rate_95'][1] <= 1
     assert card['ood']['hard_threshold'] < card['ood']['threshold']
     from bear_app.predict import Predictor
     p = Predictor(models/'bear_model.onnx').predict(root/'green'/'003.jpg')
-    assert p['label'] in CATS and isinstance(p['ood'], bool) and isinstance(p['hard_to_read'], bool) and p['ood_score'] >= 0
+    assert p['label'] in CATS and isinstance(p['ood'], bool) and isinstance(p['hard_to_read'], bool) and isinstance(p['ood_score'], float)
     r = bear_train(write_settings(tmp_path, root), '--models', models, '--candidates', 'logits,resnet')
     assert r.returncode == 2 and "unknown recipe 'resnet'" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+def test_bear_train_judges_across_sources_and_never_trains_on_them(dataset, tmp_path):
+    "[paths] eval / eval_none: the card and the summary give figures on photos from another source; training used only the data folder; eval = data is refused."
+    root, _ = dataset
+    other, none, models = tmp_path/'elsewhere', tmp_path/'none', tmp_path/'out'
+    make_dataset(other, n=4, dups=0, seed=7)
+    none.mkdir()
+    for i in range(5): Image.fromarray(np.random.default_rng(i).integers(0, 256, (72, 72, 3), dtype=np.uint8)).save(none/f'{i}.png')
+    ini = write_settings(tmp_path, root)
+    ini.write_text(ini.read_text() + f"eval = {other}\neval_none = {none}\n")
+    r = bear_train(ini, '--models', models, '--candidates', 'logits')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    card = json.loads((models/'bear_model.json').read_text())
+    a = card['across_source']
+    assert a['eval']['n'] == 12 and 0 <= a['eval']['error'] <= 1 and a['eval']['n_wrong'] == len(a['eval']['wrong'])
+    assert a['none']['n'] == 5 and 0 <= a['none']['flagged_rate'] <= 1
+    assert 'across sources, 12 photos from elsewhere' in r.stdout and 'in-source' in r.stdout
+    trained = dataset_files(read_settings(ini, env={}), root)
+    assert card['fingerprint'] == fingerprint(trained) and card['n_images'] == len(trained)      # the training file list
+    assert not {f.resolve() for f in trained} & {f.resolve() for f in image_files(other) + image_files(none)}
+    ood = json.loads((models/'bear_model.ood.json').read_text())
+    assert ood['method'] == 'knn+concepts' and ood['across_source']['n'] == 12
+    ini.write_text(ini.read_text().replace(f"eval = {other}", f"eval = {root}"))
+    r = bear_train(ini, '--models', models, '--candidates', 'logits')
+    assert r.returncode == 2 and 'apart from the data folder' in r.stderr, r.stderr
 
 def test_bear_train_refuses_missing_or_empty_categories(tmp_path):
     root = tmp_path/'data'
