@@ -105,7 +105,7 @@ def test_a_file_that_is_not_a_learner_is_a_model_error_in_words(tmp_path, monkey
 @needs_ood
 def test_every_prediction_says_whether_it_is_out_of_domain(pred):
     r = pred.predict(Image.new('RGB', (300, 200), (120, 80, 40)))
-    assert isinstance(r['ood'], bool) and isinstance(r['hard_to_read'], bool) and 0 <= r['ood_score'] <= 2 ** 0.5
+    assert isinstance(r['ood'], bool) and isinstance(r['hard_to_read'], bool) and np.isfinite(r['ood_score'])   # a scaled score: 0 at the median held-out training photo
     assert not (r['ood'] and r['hard_to_read'])
     bad = pred.predict(b'not a photo')
     assert bad['error'] and bad['ood'] is None and bad['ood_score'] is None and bad['hard_to_read'] is None
