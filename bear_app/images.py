@@ -438,7 +438,8 @@ def thumbnail(src,              # anything `open_image` reads: a path, bytes, or
               quality:int=85,   # JPEG quality
              )->bytes:          # JPEG bytes
     "A small upright JPEG of `src`; raises `ImageError` when it cannot be read."
-    t = open_image(src).copy()
-    t.thumbnail((size, size))
+    t = open_image(src)
+    s = size / max(t.size)   # Image.thumbnail's bicubic with reducing_gap, into a new image: a huge photo is never copied whole
+    if s < 1: t = t.resize((max(1, round(t.width*s)), max(1, round(t.height*s))), Image.BICUBIC, reducing_gap=2.0)
     buf = io.BytesIO(); t.save(buf, 'JPEG', quality=quality)
     return buf.getvalue()

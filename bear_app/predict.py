@@ -37,8 +37,14 @@ def crop_box(size:tuple, target:tuple)->tuple:
 
 METHODS = ('crop', 'squish', 'squish_crop')  # what the fast predictor reproduces
 
+def _reduced(img:Image.Image, size:tuple)->Image.Image:
+    "`img` reduced by a whole factor (box filter) while it stays at least twice `size` (h, w): a huge photo is never copied whole."
+    k = min(img.width // (2*size[1]), img.height // (2*size[0]))
+    return img.reduce(k) if k >= 2 else img
+
 def fastai_resize(img:Image.Image, size:tuple, method:str='crop', xtra:int=0)->Image.Image:
     "What fastai's `Resize(size, method)`, or `RandomResizedCrop` (`squish_crop`), does to `img` at inference (bilinear)."
+    img = _reduced(img, size)
     if method == 'squish': return img.resize((size[1], size[0]), Image.BILINEAR)
     if method == 'squish_crop':   # RandomResizedCrop on a validation image: squish to size + xtra, cut the centre
         return img.resize((size[1]+xtra, size[0]+xtra), Image.BILINEAR).crop((xtra//2, xtra//2, xtra//2+size[1], xtra//2+size[0]))
