@@ -116,7 +116,6 @@ class BearApp:
         self.settings = s = settings or get_settings()
         self.thumb_size, self.results, self._predictor = thumb_size, [], predictor
         self._loading = None if predictor is not None else load_predictor_in_background()
-        self.not_a_bear = not_a_bear_message(s.categories)
         self.lbl_title = widgets.Label(s.title, style={'font_size': '1.5em', 'font_weight': 'bold'})
         self.btn_upload = widgets.FileUpload(accept='image/*,.heic,.heif', multiple=True, description='Upload', layout=widgets.Layout(**TAP))
         self.btn_run = widgets.Button(description='Classify', disabled=True, button_style='primary', layout=widgets.Layout(**TAP))
@@ -141,6 +140,12 @@ class BearApp:
         "The predictor, waiting for it if it is still loading."
         if self._predictor is None: self._predictor = self._loading.result()
         return self._predictor
+
+    @property
+    def not_a_bear(self)->str:
+        "The not-a-bear sentence in the model's own categories (settings.ini may list one it was not trained on)."
+        s, vocab = self.settings, getattr(self._predictor, 'vocab', None)
+        return not_a_bear_message({k: s.categories.get(k, k) for k in (vocab or s.categories)})
 
 # %% ../nbs/05_app.ipynb #38a28c40
 def footer_html(settings, predictor=None)->str:

@@ -183,6 +183,17 @@ def test_not_a_bear_says_so_and_names_no_bear_as_its_headline(predictor):
     head = html[0].split('<details>')[0]                              # the best guess is folded away below
     assert app.not_a_bear.replace("'", '&#x27;') in head and not any(f'>{v}<' in head or f'{v};' in head for v in cats)
 
+def test_a_category_added_without_retraining_is_not_named_as_one_the_app_knows(tmp_path, predictor):
+    "settings.ini lists panda, the model was never trained on it: the not-a-bear sentence names only the model's categories."
+    from bear_app.config import read_settings
+    from bear_app.testing import settings_copy
+    ini = settings_copy(tmp_path)
+    ini.write_text(ini.read_text(encoding='utf-8').replace('[categories]\n', '[categories]\npanda = panda bear\n'), encoding='utf-8')
+    s = read_settings(ini, env={})
+    assert 'panda' in s.categories
+    app = BearApp(predictor, settings=s)
+    assert 'panda' not in app.not_a_bear and all(s.categories[k].split()[0] in app.not_a_bear for k in predictor.vocab)
+
 @needs_bear_data
 def test_a_grizzly_is_a_grizzly(app):
     f = sorted((BEAR_DATA/'grizzly').iterdir())[0]
