@@ -339,3 +339,13 @@ def test_a_cats_answer_names_no_bear_as_its_headline(app):
         assert headline(r, app.not_a_bear) == app.not_a_bear, (r['name'], r.get('label'))
         head = h.split('<details>')[0]
         assert not any(f'{v};' in head or f'>{v}<' in head for v in get_settings().vocab), head
+
+def test_an_unusual_photo_is_answered_as_a_best_guess():
+    "hard_to_read (a bear unusual for the model) adds that the answer is a best guess; a not-a-bear or a sure answer does not."
+    from bear_app.app import UNSURE, result_html
+    r = {'name': 'dark.jpg', 'label': 'grizzly', 'probability': 0.97, 'probs': {'black': 0.02, 'grizzly': 0.97, 'teddy': 0.01},
+         'thumb': encode(photo(), 'JPEG'), 'ood': False, 'hard_to_read': True}
+    said = UNSURE.replace("'", '&#x27;')
+    assert said in result_html(r, 'not a bear') and 'Prediction: grizzly' in result_html(r, 'not a bear')
+    assert said not in result_html({**r, 'hard_to_read': False}, 'not a bear')
+    assert said not in result_html({**r, 'ood': True}, 'not a bear')
