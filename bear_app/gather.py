@@ -68,6 +68,8 @@ def _search_failure(e:Exception)->str|None:
     if 'no results' in text.lower(): return "answered with no results (how DuckDuckGo answers a refused or rate-limited search)"
     if 'timeout' in name or isinstance(e, TimeoutError): return 'unreachable: no answer in time'
     if isinstance(e, OSError): return f'unreachable: {_plain_reason(e)}'
+    if any(w in text.lower() for w in ('dns', 'error sending request', 'connect', 'network')):
+        return 'unreachable: the search engine could not be reached (is this machine offline?)'
     if 'ddgs' in name: return f'failed: {text}'
     return None
 

@@ -252,3 +252,13 @@ def test_cli_usage_errors_are_one_line_and_exit_2(tmp_path):
 def test_cli_version():
     out = subprocess.run(CLI + ['--version'], capture_output=True, text=True)
     assert out.returncode == 0 and re.fullmatch(r'bear-gather \d+\.\d+\.\d+\n', out.stdout), out.stdout
+
+def test_an_offline_search_says_so_without_the_engines_internals():
+    "ddgs on a machine with no network raises its own exception with a DNS error and the engine's URL: the user reads 'offline'."
+    from ddgs.exceptions import DDGSException
+    from bear_app.gather import SearchUnavailable, search_images
+    def offline(query, n):
+        raise DDGSException("DNSError: DNSError('error sending request for url (https://www.bing.com/images/async?q=black+bear) > error resolving DNS')")
+    with pytest.raises(SearchUnavailable) as e: search_images('black bear', backend=offline, retries=1, sleep=lambda s: None)
+    said = str(e.value)
+    assert 'offline' in said and 'DNSError' not in said and 'bing.com' not in said and '--from-folder' in said
