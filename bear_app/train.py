@@ -495,6 +495,10 @@ def _train_parser()->CommandParser:
     return ap
 
 # %% ../nbs/02_train.ipynb #d3c5d6a8
+def _shown(p)->str:
+    "A folder as the user can type it: relative to the current folder (no machine path in logs and notebooks)."
+    return 'none' if p is None else os.path.relpath(p)
+
 def _train(argv):
     ap = _train_parser()
     a = ap.parse_args(argv)
@@ -506,8 +510,8 @@ def _train(argv):
     for line in skipped_lines(bad, root): print(line, flush=True)
     bad = {f: why for f, why in bad.items() if not is_hidden(f, root)}   # hidden and metadata files: counted above, not recorded
     held = held_out_files(s, files)   # judged and calibrated on, never trained on
-    print(f"photos from another source, never trained on: {len(held['eval'])} of the categories ({s.eval_path}), "
-          f"{len(held['none'])} of none of them ({s.eval_none_path})", flush=True)
+    print(f"photos from another source, never trained on: {len(held['eval'])} of the categories ({_shown(s.eval_path)}), "
+          f"{len(held['none'])} of none of them ({_shown(s.eval_none_path)})", flush=True)
     with run_lock(Path(a.models or s.models_path)):   # one bear-train per models folder; a second is refused, naming this one
         if len(names) > 1: print(f"cross-validating {', '.join(names)} on {len(files)} photos (5 folds, near-duplicates together):", flush=True)
         cv = compare_recipes(s, files, names, 5, a.size or None, a.epochs or s.epochs) if len(names) > 1 else {}
