@@ -191,10 +191,15 @@ def test_ctrl_c_while_bear_train_exports_leaves_the_old_model_whole(tmp_path):
     toy_dataset(tmp_path/'data', n=12)
     env, photo = train_env(tmp_path, tmp_path/'data'), tmp_path/'data'/'grizzly'/'00000003.jpg'
     old_card, old_answer = (models/'bear_model.json').read_bytes(), answer(models/'bear_model.onnx', photo)
+    first = subprocess.Popen([sys.executable, '-c', f"from bear_app.runs import run_lock; import time\n"
+                              f"with run_lock({str(models)!r}, 'bear-train --models models'):\n    print('in', flush=True); time.sleep(120)"],
+                             env=env, stdout=subprocess.PIPE, text=True)   # a first run holding the models folder, as long as needed
+    try:
+        assert first.stdout.readline() == 'in\n'
+        rc, err = bear_train(env, '--models', models)                      # a second one into the same folder
+        assert rc == 2 and f'process {first.pid}' in err and 'bear-train' in err and len(err.strip().splitlines()) == 1, err
+    finally: first.kill(); first.wait()
     p = bear_train(env, '--models', models, wait=False)
-    wait_for(lambda: (models/LOCK).exists() and f'"pid": {p.pid}' in (models/LOCK).read_text(), timeout=120, what='the first bear-train')
-    rc, err = bear_train(env, '--models', models)                          # a second one into the same folder
-    assert rc == 2 and f'process {p.pid}' in err and 'bear-train' in err and len(err.strip().splitlines()) == 1, err
     wait_for(lambda: any(models.glob('.bear_model.export-*')) or p.poll() is not None, timeout=240, what='the export')
     assert p.poll() is None, p.communicate()
     secs, out, err = interrupt(p)
