@@ -36,6 +36,7 @@ from fastai.metrics import error_rate
 from fastai.torch_core import TensorImage, set_seed
 from fastai.vision.augment import RandomResizedCrop, Resize, ResizeMethod, aug_transforms
 from fastai.vision.core import PILImage
+from PIL import Image
 from fastai.vision.learner import vision_learner
 from dataclasses import dataclass, asdict
 from .bundle import ModelBundle
@@ -51,7 +52,8 @@ from .predict import shrink, to_input
 class UprightImage(PILImage):
     "A `PILImage` opened by `open_image`: upright, RGB, whatever the file's format."
     @classmethod
-    def create(cls, fn, **kwargs):
+    def create(cls, fn:Path|str|bytes|Image.Image|TensorImage|Tensor|np.ndarray, **kwargs):
+        "Open `fn`; the annotation tells fastai's `Learner.predict` to take a `PILImage` as the book's app gives it."
         if isinstance(fn, (TensorImage, Tensor, np.ndarray)): return super().create(fn, **kwargs)
         return cls(open_image(fn))
 

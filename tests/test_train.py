@@ -95,7 +95,13 @@ def test_bear_train_on_8_photos_per_category_trains_and_writes_card(tmp_path):
     assert valid == sorted(valid) and len(valid) == m['n_valid'] and all((root/v).is_file() and '\\' not in v for v in valid)
     assert set(valid) <= {f.relative_to(root).as_posix() for f in files}
     from fastai.learner import load_learner
-    assert list(load_learner(models/'bear_model.pkl').dls.vocab) == test_vocab
+    from fastai.vision.core import PILImage
+    learn = load_learner(models/'bear_model.pkl')
+    assert list(learn.dls.vocab) == test_vocab
+    photo = (root/'red'/'005.jpg').read_bytes()
+    for given in (PILImage.create(photo), photo, root/'red'/'005.jpg'):   # the book's app: learn_inf.predict(PILImage.create(upload))
+        pred, idx, probs = learn.predict(given)
+        assert pred in test_vocab and len(probs) == 3, type(given)
     from bear_app.predict import Predictor
     assert Predictor(models/'bear_model.onnx').predict(root/'red'/'005.jpg')['label'] in test_vocab
 
