@@ -22,6 +22,8 @@ def find_settings(start:Path|None=None, # folder to search upwards from (default
     "Locate `settings.ini`: `$BEAR_SETTINGS`, then `start` and its parents, then the project holding this package."
     if os.environ.get('BEAR_SETTINGS'):
         p = Path(os.environ['BEAR_SETTINGS'])
+        if p.is_dir(): raise SettingsError(f"{p} is a folder (named by BEAR_SETTINGS); point BEAR_SETTINGS at the settings.ini file "
+                                           f"itself, e.g. BEAR_SETTINGS={p/'settings.ini'}")
         if not p.is_file(): raise SettingsError(f"{p}: no such file (named by BEAR_SETTINGS); point BEAR_SETTINGS at your settings.ini")
         return p
     start = Path(start or Path.cwd()).resolve()
@@ -115,11 +117,25 @@ def _sections()->dict:
 
 def _text(path:Path)->str:
     "The text of `path` (UTF-8, with or without a byte-order mark; any line ends), or `SettingsError` saying how to save it."
-    try: return Path(path).read_bytes().decode('utf-8-sig').replace('\r\n', '\n').replace('\r', '\n')
+    data = Path(path).read_bytes()
+    if data[:2] in (b'\xff\xfe', b'\xfe\xff') or b'\0' in data:   # Notepad's "Unicode" (UTF-16), with its byte-order mark
+        raise SettingsError(f"{path}: saved as UTF-16 (Notepad's \"Unicode\"); save it as UTF-8 (Notepad: File > Save as > Encoding: UTF-8)")
+    try: return data.decode('utf-8-sig').replace('\r\n', '\n').replace('\r', '\n')
     except UnicodeDecodeError as e:
         line = e.object[:e.start].count(b'\n') + 1
         raise SettingsError(f"{path}: line {line} is not UTF-8 text (an accent saved as ANSI/Latin-1?); "
                             "save the file as UTF-8 (Notepad: File > Save as > Encoding: UTF-8)") from None
+
+def _lines(text:str, sec:str, key:str|None=None)->list:
+    "The line numbers (from 1) where `[sec]` starts, or, with `key`, where `key` is set under `[sec]`."
+    cur, out = None, []
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if s.startswith('[') and ']' in s:
+            cur = s[1:s.index(']')]
+            if key is None and cur == sec: out.append(n)
+        elif key is not None and cur == sec and line[:1] not in ' \t' and s.replace(':', '=').split('=', 1)[0].strip() == key: out.append(n)
+    return out
 
 def settings_ini(path:Path)->configparser.ConfigParser:
     "The parsed `settings.ini` at `path`, values as written (no interpolation), for `read_settings` and tools that write a copy."
@@ -127,6 +143,12 @@ def settings_ini(path:Path)->configparser.ConfigParser:
     cp.optionxform = str  # keep the case of category names
     text = _text(path)
     try: cp.read_string(text, source=str(path))
+    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as e:
+        key = getattr(e, 'option', None)
+        first = next((n for n in _lines(text, e.section, key) if n != e.lineno), None)
+        where = f"lines {first} and {e.lineno}" if first else f"line {e.lineno}"
+        what, fix = (f"[{e.section}] {key} is set twice", "keep one of them") if key else (f"[{e.section}] appears twice", f"put all its lines under one [{e.section}]")
+        raise SettingsError(f"{path}: {what}, on {where}; {fix}") from None
     except configparser.Error as e:
         n = e.errors[0][0] if getattr(e, 'errors', None) else getattr(e, 'lineno', None)
         what = f"line {n}: {text.splitlines()[n - 1].strip()!r}" if n else e.message.splitlines()[0]
@@ -177,6 +199,7 @@ def read_settings(path:Path|None=None, # settings.ini to read (default: `find_se
     "Read and check `settings.ini` into `Settings`, applying `BEAR_DATA` and `BEAR_LOG` from `env`; `SettingsError` when it is wrong."
     path = Path(path or find_settings()).resolve()
     env = os.environ if env is None else env
+    if path.is_dir(): raise SettingsError(f"{path} is a folder; give the settings.ini file itself ({path/'settings.ini'})")
     if not path.is_file(): raise SettingsError(f"{path}: no such file; copy the project's settings.ini there or set BEAR_SETTINGS")
     v, root = _checked(path, settings_ini(path)), path.parent
     kw = lambda cls, sec=None: {f.name: v[s][k] for f in fields(cls) if 'section' in f.metadata

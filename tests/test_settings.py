@@ -62,6 +62,29 @@ def test_a_latin1_file_is_refused_in_one_line_naming_the_file_and_the_fix(tmp_pa
     with pytest.raises(SettingsError) as e: read_settings(latin1(tmp_path), env={})
     assert str(tmp_path/'settings.ini') in str(e.value) and 'line 3' in str(e.value) and 'save the file as UTF-8' in str(e.value)
 
+def test_a_utf16_file_is_called_utf16_not_latin1(tmp_path):
+    (tmp_path/'settings.ini').write_text("[categories]\nours = ours bruns\n", encoding='utf-16')   # Notepad's "Unicode"
+    with pytest.raises(SettingsError) as e: read_settings(tmp_path/'settings.ini', env={})
+    assert str(tmp_path/'settings.ini') in str(e.value) and 'UTF-16' in str(e.value) and 'save it as UTF-8' in str(e.value)
+    assert 'Latin-1' not in str(e.value), str(e.value)
+
+@pytest.mark.parametrize('text, words', [
+    ("[categories]\nbear = bear\n[train]\nepochs = 3\nseed = 1\n\nepochs = 5\n", "[train] epochs is set twice, on lines 4 and 7; keep one"),
+    ("[categories]\nbear = bear\ncat = cat\nbear = brown bear\n", "[categories] bear is set twice, on lines 2 and 4"),
+    ("[categories]\nbear = bear\n[app]\ntitle = Bears\n[categories]\ncat = cat\n", "[categories] appears twice, on lines 1 and 5")])
+def test_a_repeated_key_or_section_is_named_with_both_lines(tmp_path, text, words):
+    (tmp_path/'settings.ini').write_text(text)
+    with pytest.raises(SettingsError) as e: read_settings(tmp_path/'settings.ini', env={})
+    assert str(e.value).startswith(f"{tmp_path/'settings.ini'}: ") and words in str(e.value), str(e.value)
+
+def test_bear_settings_naming_a_folder_says_so_and_names_the_file_inside(tmp_path):
+    (tmp_path/'settings.ini').write_text("[categories]\nbear = bear\n")
+    r = subprocess.run([str(BIN/'bear-monitor'), 'versions'], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'BEAR_SETTINGS': str(tmp_path)})
+    said_once(r, 2, f"{tmp_path} is a folder", str(tmp_path/'settings.ini'))
+    assert 'no such file' not in r.stderr, r.stderr
+    with pytest.raises(SettingsError, match='is a folder'): read_settings(tmp_path, env={})
+
 def test_out_of_range_numbers_are_refused_naming_file_key_and_fix(tmp_path):
     for text, words in [("[app]\nmax_visitors = 0\n", "[app] max_visitors = '0' is not a whole number of at least 1, e.g. `max_visitors = 8`"),
                         ("[app]\nwarm_kernels = -1\n", "warm_kernels = '-1' is not a whole number of at least 0"),
