@@ -99,6 +99,13 @@ def open_app(browser, url, blocked):
     page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
     return page
 
+def app_page(browser, url, blocked):
+    "`open_app`, and the model id of the app's VBox in the page Voilà sent (what a script on the page's socket addresses)."
+    page = open_page(browser, 'about:blank', blocked)
+    html = page.goto(url).text()
+    page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
+    return page, re.search(r'"application/vnd.jupyter.widget-view\+json":\s*\{[^}]*"model_id":\s*"(\w+)"', html).group(1)
+
 def kernel_id(page):
     return page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
 
@@ -334,10 +341,7 @@ def test_a_malformed_widget_message_gets_no_traceback(server, browser):
     "Malformed comm_msg and comm_open: nothing sent back holds a traceback, a Python file or a server path."
     proc, url = server
     blocked = []
-    page = open_page(browser, 'about:blank', blocked)
-    html = page.goto(url).text()
-    page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
-    vbox = re.search(r'"application/vnd.jupyter.widget-view\+json":\s*\{[^}]*"model_id":\s*"(\w+)"', html).group(1)
+    page, vbox = app_page(browser, url, blocked)
     replies = page.evaluate(MALFORMED, [kernel_id(page), vbox])
     assert replies, "the kernel answered nothing (the probe did not reach it)"
     text = '\n'.join(replies)
@@ -362,10 +366,7 @@ def test_an_exception_in_the_widget_code_shows_a_message(server, browser, tmp_pa
     from bear_app.app import FAULT
     proc, url = server
     blocked = []
-    page = open_page(browser, 'about:blank', blocked)
-    html = page.goto(url).text()
-    page.get_by_role('button', name='Classify').wait_for(timeout=60_000)
-    vbox = re.search(r'"application/vnd.jupyter.widget-view\+json":\s*\{[^}]*"model_id":\s*"(\w+)"', html).group(1)
+    page, vbox = app_page(browser, url, blocked)
     page.evaluate(BAD_BUFFERS, [kernel_id(page), vbox])
     page.get_by_text(FAULT).wait_for(timeout=30_000)
     page.screenshot(path=ARTIFACTS/'11-fault.png', full_page=True)
