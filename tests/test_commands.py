@@ -1,6 +1,6 @@
 """The six commands speak one way (`bear_app.config.cli`): the same mistake gives the same exit status and one line on
 stderr in every command; Ctrl-C ends a command with status 130 and one line, no traceback."""
-import os, signal, subprocess, time
+import os, signal, subprocess, sys, time, tomllib
 import pytest
 from conftest import ROOT
 from test_cli import BIN, CLASS_NAME, photos
@@ -46,3 +46,43 @@ def test_ctrl_c_ends_a_command_with_130_and_one_line(tmp_path):
     assert p.returncode == 130 and err == 'bear-predict: interrupted\n', (p.returncode, err)
     assert took < 5, took
     assert len(out.splitlines()) < len(files) - 1   # it stopped, rather than finishing the run
+
+def as_installed(cmd, *args, **kw):
+    "Start `cmd` as the console script `pyproject.toml` declares for it does (`from module import func; sys.exit(func())`)."
+    module, func = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['scripts'][cmd].split(':')
+    script = f"import sys; sys.argv[0] = {cmd!r}; from {module} import {func}; sys.exit({func}())"
+    return subprocess.Popen([sys.executable, '-c', script, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, **{'env': os.environ.copy(), **kw})
+
+def interrupted_quietly(p, cmd):
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == f'{cmd}: interrupted\n', (p.returncode, err[-3000:])
+
+def test_ctrl_c_while_bear_train_still_imports_torch_is_130_and_one_line(tmp_path):
+    photos(tmp_path/'data'/'black', 2); photos(tmp_path/'data'/'grizzly', 2, seed=1)
+    p = as_installed('bear-train', '--data', tmp_path/'data', '--models', tmp_path/'models')
+    try:
+        time.sleep(0.5); assert p.poll() is None   # torch alone takes seconds to import
+        p.send_signal(signal.SIGINT)
+        interrupted_quietly(p, 'bear-train')
+    finally: p.kill(); p.wait()
+    assert not (tmp_path/'models').exists()
+
+SLOW_IMPORT = """import importlib.abc, sys, time
+class Slow(importlib.abc.MetaPathFinder):   # the command's module takes a minute to import, like torch on a busy machine
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}: print('importing', flush=True); time.sleep(60)
+sys.meta_path.insert(0, Slow())
+"""
+
+@pytest.mark.parametrize('cmd', COMMANDS)
+def test_ctrl_c_while_any_command_imports_is_130_and_one_line(cmd, tmp_path):
+    from bear_app.commands import COMMANDS as modules
+    (tmp_path/'sitecustomize.py').write_text(SLOW_IMPORT.format(module=f'bear_app.{modules[cmd]}'))
+    env = {**os.environ, 'PYTHONPATH': f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    p = as_installed(cmd, *NEEDED.get(cmd, []), env=env)
+    try:
+        assert p.stdout.readline() == 'importing\n'
+        p.send_signal(signal.SIGINT)
+        interrupted_quietly(p, cmd)
+    finally: p.kill(); p.wait()
