@@ -30,6 +30,9 @@ def atomic_write(path:Path,      # the file to create or replace
                 f.write(content.encode() if isinstance(content, str) else bytes(content))
                 f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:   # name the file being written, not its temporary copy (a full disk's error names none)
+        if e.errno and e.filename in (None, str(tmp)): raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally: tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return path
@@ -42,14 +45,18 @@ def append_jsonl(path:Path,      # the log file (created with its folder when mi
     "Append `rec` to the JSON Lines file `path`, on a line of its own."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
-    with open(path, 'ab+') as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b'\n': f.write(b'\n')   # a line torn by a kill stays on its own line
-        f.write((json.dumps(rec) + '\n').encode())
-        f.flush()
-        if sync: os.fsync(f.fileno())
+    try:
+        with open(path, 'ab+') as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b'\n': f.write(b'\n')   # a line torn by a kill stays on its own line
+            f.write((json.dumps(rec) + '\n').encode())
+            f.flush()
+            if sync: os.fsync(f.fileno())
+    except OSError as e:   # a full disk's error names no file: name the log
+        if e.errno and e.filename is None: raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     if new and sync: fsync_dir(path.parent)
 
 def read_jsonl(path:Path)->list: # the records, in order

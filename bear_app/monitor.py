@@ -10,7 +10,7 @@ __all__ = ['COLUMNS', 'NOT_ANY', 'candidate_path', 'monitor_settings', 'now', 'c
            'unshare_photo', 'review_rows', 'write_review', 'keep_model_version', 'model_versions', 'main']
 
 # %% ../nbs/06_monitor.ipynb #8d990525
-import argparse, dataclasses, hashlib, io, json, math, sqlite3, sys, threading, time, urllib.parse
+import argparse, dataclasses, errno, hashlib, io, json, math, os, sqlite3, sys, threading, time, urllib.parse
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
@@ -90,6 +90,12 @@ def _row(r:sqlite3.Row)->dict:
     return d
 
 # %% ../nbs/06_monitor.ipynb #6f5cd387
+def _full(e)->bool: return getattr(e, 'sqlite_errorname', None) == 'SQLITE_FULL' or getattr(e, 'errno', None) == errno.ENOSPC
+
+def _full_error(path:Path)->OSError:
+    "SQLite's 'database or disk is full' as the operating system says it, naming the log (a command then names its folder)."
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
 class PredictionLog:
     "The prediction log: one SQLite file that app kernels and command-line runs append to at once."
     def __init__(self, path:Path,               # the .sqlite file (created when missing)
@@ -98,7 +104,9 @@ class PredictionLog:
                  readonly:bool=False):          # only read it (reports): works on a log this process may not write
         self.path, self.lock, self.max_rows = Path(path), threading.Lock(), max_rows
         try: self.con = connect(self.path, readonly=readonly)
-        except (sqlite3.Error, OSError) as e: raise ValueError(f"{self.path} cannot be used as a prediction log ({e}).") from None
+        except (sqlite3.Error, OSError) as e:
+            if _full(e): raise _full_error(self.path) from None
+            raise ValueError(f"{self.path} cannot be used as a prediction log ({e}).") from None
         if retention_days and not readonly: self.prune(retention_days)
 
     def add(self, recs)->int|list:
@@ -115,7 +123,10 @@ class PredictionLog:
                 if self.max_rows:   # the size cap: the oldest rows go (a shared photo's row stays while the photo does)
                     self.con.execute('DELETE FROM predictions WHERE id <= ? AND shared IS NULL', (max(ids) - self.max_rows,))
                 self.con.execute('COMMIT')
-            except BaseException: self.con.execute('ROLLBACK'); raise
+            except BaseException as e:
+                if self.con.in_transaction: self.con.execute('ROLLBACK')   # SQLite may have rolled back already (a full disk)
+                if _full(e): raise _full_error(self.path) from None
+                raise
         return ids if many else ids[0]
 
 # %% ../nbs/06_monitor.ipynb #a0965cdc

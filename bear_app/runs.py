@@ -58,9 +58,10 @@ def run_lock(folder:Path,           # the folder the run changes (created when m
                 raise FolderBusy(f"{folder} is in use by {_holder(folder/LOCK)}; wait until it ends (or stop it), then run this again")
             if not said: print(f"waiting for {_holder(folder/LOCK)} to finish with {folder}", file=sys.stderr, flush=True); said = True
             time.sleep(.1)
-        f.seek(0); f.truncate()
-        f.write(json.dumps({'pid': os.getpid(), 'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-                            'command': command or command_line()})); f.flush()
+        holder = json.dumps({'pid': os.getpid(), 'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                             'command': command or command_line()})
+        try: os.ftruncate(f.fileno(), 0); os.pwrite(f.fileno(), holder.encode(), 0)   # unbuffered: nothing left for close to fail on
+        except OSError as e: raise OSError(e.errno, e.strerror, str(folder/LOCK)) from None   # a full disk's error names no file
         _held[key] = [f, 1]
         try: yield
         finally: del _held[key]

@@ -1,6 +1,6 @@
 """The six commands speak one way (`bear_app.config.cli`): the same mistake gives the same exit status and one line on
 stderr in every command; Ctrl-C ends a command with status 130 and one line, no traceback."""
-import os, signal, subprocess, sys, time, tomllib
+import json, os, signal, subprocess, sys, time, tomllib
 import pytest
 from conftest import ROOT
 from test_cli import BIN, CLASS_NAME, photos
@@ -86,3 +86,50 @@ def test_ctrl_c_while_any_command_imports_is_130_and_one_line(cmd, tmp_path):
         p.send_signal(signal.SIGINT)
         interrupted_quietly(p, cmd)
     finally: p.kill(); p.wait()
+
+def test_a_closed_output_ends_quietly_and_what_was_answered_is_logged(tmp_path):
+    "`bear-predict photos/ | head -1`: status 141 (as any Unix tool whose reader went away), nothing on stderr, the answers given are in the log."
+    from bear_app.monitor import PredictionLog
+    photos(tmp_path/'in', 200)
+    p = subprocess.Popen([str(BIN/'bear-predict'), tmp_path/'in', '--json', '--log', tmp_path/'log.sqlite'], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=ROOT, env=os.environ.copy())
+    try:
+        first = json.loads(p.stdout.readline()); p.stdout.close()   # `head -1`
+        err = p.stderr.read().decode(); p.wait(timeout=60)
+    finally: p.kill(); p.wait()
+    assert (p.returncode, err) == (141, ''), (p.returncode, err[-3000:])
+    rows = PredictionLog(tmp_path/'log.sqlite', readonly=True).rows()
+    assert 1 <= len(rows) < 200 and (rows[0]['label'], rows[0]['probability']) == (first['label'], first['probability'])
+
+def test_output_to_a_full_disk_is_status_2_saying_so(tmp_path):
+    photos(tmp_path/'in', 3)
+    with open('/dev/full', 'w') as full:   # a disk with no room left, as Linux offers it
+        r = subprocess.run([str(BIN/'bear-predict'), tmp_path/'in'], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    said_once(r, 2, 'its output could not be written: the disk it goes to is full; free space on it')
+
+FULL_DISK = """mount -t tmpfs -o size=4m tmpfs "$0" || exit 99
+python -c "from bear_app.testing import toy_dataset; toy_dataset('$0/bears', n=5)"
+(head -c 8M /dev/zero > "$0/filler") 2>/dev/null   # the disk is full from here
+exec "$@"
+"""
+
+@pytest.fixture
+def on_a_full_disk(tmp_path):
+    "Run a command with a full 4 MB disk mounted at `tmp_path/'disk'` (holding toy photos in `bears/`), in a namespace of its own."
+    disk = tmp_path/'disk'; disk.mkdir()
+    if subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, 'true'], capture_output=True).returncode:
+        pytest.skip("no user namespaces here to mount a small disk in (unshare -Urm)")
+    def run_full(*args):
+        r = subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, *map(str, args)], capture_output=True, text=True,
+                           cwd=tmp_path, env=os.environ.copy(), timeout=300)
+        r.args = list(map(str, args)); return r
+    return disk, run_full
+
+def test_a_full_disk_names_the_folder_and_what_to_free_with_status_2(on_a_full_disk, tmp_path):
+    disk, run_full = on_a_full_disk
+    photos(tmp_path/'in', 3)
+    said_once(run_full(BIN/'bear-predict', tmp_path/'in', '--log', disk/'logs'/'predictions.sqlite'), 2,
+              f"{disk/'logs'}: the disk is full (writing predictions.sqlite); free space on it")
+    (tmp_path/'decisions.csv').write_text('file,action,category\nblack/00000001.jpg,relabel,grizzly\n')
+    said_once(run_full(BIN/'bear-clean', 'apply', tmp_path/'decisions.csv', '--data', disk/'bears'), 2,
+              f"{disk/'bears'}: the disk is full (writing ", 'free space on it')

@@ -262,3 +262,14 @@ def test_an_offline_search_says_so_without_the_engines_internals():
     with pytest.raises(SearchUnavailable) as e: search_images('black bear', backend=offline, retries=1, sleep=lambda s: None)
     said = str(e.value)
     assert 'offline' in said and 'DNSError' not in said and 'bing.com' not in said and '--from-folder' in said
+
+def test_cli_names_each_failed_item_and_where_the_rest_are(tmp_path):
+    "Each failed item on the console with its cause (the first ten), then how many more and the file that lists them all."
+    with LoopbackHost(n_good=3, bad=True) as h:
+        bad = [f'{h.base}/bad/404/{i}.jpg' for i in range(13)]
+        (tmp_path/'urls.txt').write_text(''.join(f"{c} {h.urls[c][0]}\n" for c in ('black', 'grizzly', 'teddy')) + ''.join(f'teddy {u}\n' for u in bad))
+        out = run_cli(['--urls', str(tmp_path/'urls.txt')], _settings(tmp_path, h), tmp_path)
+    assert out.returncode == 1 and '13 item(s) failed (named above' in out.stderr, out.stderr
+    named = re.findall(r'^  failed: teddy (\S+): (.+)$', out.stdout, re.M)
+    assert [u for u, _ in named] == bad[:10] and all('404' in why for _, why in named), out.stdout
+    assert re.search(r'^  and 3 more: \S*manifest.jsonl lists every item and why$', out.stdout, re.M), out.stdout
