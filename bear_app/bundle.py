@@ -11,7 +11,7 @@ import json, os, shutil, sys, tempfile, uuid
 from contextlib import ExitStack
 from pathlib import Path
 from fastcore.basics import patch
-from .core import atomic_write, file_sha256, fsync_dir
+from .core import atomic_write, disk_full, file_sha256, fsync_dir
 from .runs import run_lock, steps_not_cut
 
 # %% ../nbs/00d_bundle.ipynb #7f36ccb5
@@ -116,9 +116,11 @@ class NewModel:
         self.stage.mkdir()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, typ, e, tb):
+        full = disk_full(self.bundle.folder/self.bundle.name, e) if e is not None else None   # before the half-written files go
         shutil.rmtree(self.stage, ignore_errors=True)
         self.held.close()
+        if full: raise full from e   # torch.save and the ONNX exporter word a full disk their own way
 
     def path(self, role:str)->Path:
         "Where the exporter writes the file `role`."

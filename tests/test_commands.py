@@ -109,19 +109,21 @@ def test_output_to_a_full_disk_is_status_2_saying_so(tmp_path):
 
 FULL_DISK = """mount -t tmpfs -o size=4m tmpfs "$0" || exit 99
 python -c "from bear_app.testing import toy_dataset; toy_dataset('$0/bears', n=5)"
+head -c 64k /dev/zero > "$0/room"
 (head -c 8M /dev/zero > "$0/filler") 2>/dev/null   # the disk is full from here
+if [ -n "$ROOM" ]; then rm "$0/room"; fi            # but for 64 KB (a lock file, not a model)
 exec "$@"
 """
 
 @pytest.fixture
 def on_a_full_disk(tmp_path):
-    "Run a command with a full 4 MB disk mounted at `tmp_path/'disk'` (holding toy photos in `bears/`), in a namespace of its own."
+    "Run a command with a full 4 MB disk (or one with 64 KB left: `room`) mounted at `tmp_path/'disk'`, holding toy photos in `bears/`."
     disk = tmp_path/'disk'; disk.mkdir()
     if subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, 'true'], capture_output=True).returncode:
         pytest.skip("no user namespaces here to mount a small disk in (unshare -Urm)")
-    def run_full(*args):
+    def run_full(*args, room=False):
         r = subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, *map(str, args)], capture_output=True, text=True,
-                           cwd=tmp_path, env=os.environ.copy(), timeout=300)
+                           cwd=tmp_path, env={**os.environ, 'ROOM': 'yes' if room else ''}, timeout=300)
         r.args = list(map(str, args)); return r
     return disk, run_full
 
@@ -133,3 +135,19 @@ def test_a_full_disk_names_the_folder_and_what_to_free_with_status_2(on_a_full_d
     (tmp_path/'decisions.csv').write_text('file,action,category\nblack/00000001.jpg,relabel,grizzly\n')
     said_once(run_full(BIN/'bear-clean', 'apply', tmp_path/'decisions.csv', '--data', disk/'bears'), 2,
               f"{disk/'bears'}: the disk is full (writing ", 'free space on it')
+
+EXPORT = """import sys, torch
+from pathlib import Path
+from bear_app.bundle import ModelBundle
+from bear_app.config import cli
+def export(argv):   # as bear-train exports: torch.save into the staging folder of the models folder
+    with ModelBundle(Path(argv[0])/'bear_model').new() as new: torch.save(torch.zeros(1_000_000), new.path('learner'))
+sys.exit(cli('bear-train', export, sys.argv[1:]))
+"""
+
+def test_a_model_export_onto_a_full_disk_names_the_models_folder(on_a_full_disk, tmp_path):
+    "torch.save words a full disk as 'unexpected pos …': the export still says the disk is full, naming the models folder."
+    disk, run_full = on_a_full_disk
+    r = run_full(sys.executable, '-c', EXPORT, disk/'models', room=True)
+    r.args = ['bear-train']
+    said_once(r, 2, f"{disk/'models'}: the disk is full (writing bear_model); free space on it")
