@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FREE', 'SettingsError', 'find_settings', 'AppSettings', 'MonitorSettings', 'Settings', 'settings_ini',
-           'read_settings', 'get_settings', 'UsageError', 'ItemsFailed', 'CommandParser', 'cli']
+           'read_settings', 'get_settings', 'UsageError', 'ItemsFailed', 'CommandParser', 'is_disk_full', 'cli']
 
 # %% ../nbs/00_config.ipynb #cf39daf8
 import argparse, configparser, errno, os, sys, warnings
@@ -244,7 +244,7 @@ def _words(e:BaseException)->str:
     if isinstance(e, OSError) and e.strerror: return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
     return str(e)
 
-def _disk_full(e:BaseException)->bool:
+def is_disk_full(e:BaseException)->bool:
     "Whether `e` says a disk (or a disk quota) is full: an operating-system error, or SQLite's 'database or disk is full'."
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) or getattr(e, 'sqlite_errorname', None) == 'SQLITE_FULL'
 
@@ -271,8 +271,8 @@ def _outcome(e:Exception, usage:tuple, failed:tuple, out:_Output)->tuple: # (wha
     if e is out.error:
         _quiet_stdout()
         if isinstance(e, BrokenPipeError): return None, 141   # the reader went away (`| head -1`): end quietly, as any Unix tool
-        if _disk_full(e): return f"its output could not be written: the disk it goes to is full; {FREE}", 2
-    if _disk_full(e):
+        if is_disk_full(e): return f"its output could not be written: the disk it goes to is full; {FREE}", 2
+    if is_disk_full(e):
         where = f"{Path(e.filename).parent}: the disk is full (writing {Path(e.filename).name})" if getattr(e, 'filename', None) else "a disk it writes to is full"
         return f"{where}; {FREE}", 2
     if isinstance(e, (UsageError, SettingsError, *usage)): return _words(e), 2

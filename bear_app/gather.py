@@ -16,7 +16,7 @@ from pathlib import Path
 import urllib3
 from fastprogress.fastprogress import progress_bar
 import bear_app
-from .config import ItemsFailed, CommandParser, UsageError, cli, get_settings
+from .config import ItemsFailed, CommandParser, UsageError, cli, get_settings, is_disk_full
 from .core import atomic_write
 from .runs import FolderBusy, Workers, run_lock
 from .images import (ImageError, NEAR_DUP_BITS, is_hidden, near_duplicate_groups, phash_distance, plainly_not_an_image,
@@ -507,7 +507,9 @@ def _gather(argv:list|None)->int:
         items = _items(s, a.urls, a.from_folder, a.n or s.images_per_category, a.search_url, a.retries, a.backoff)
         rep = gather(items, dest, workers=a.workers or s.workers, timeout=(a.connect_timeout, a.read_timeout), deadline=a.deadline,
                      max_bytes=a.max_bytes or s.max_bytes, max_distance=a.max_distance, retry_failed=a.retry_failed, progress=not a.quiet)
-    except OSError as e: raise ItemsFailed(f'{e.filename or dest}: {e.strerror or e}') from None
+    except OSError as e:
+        if is_disk_full(e): raise   # `cli` names the folder and what to free
+        raise ItemsFailed(f'{e.filename or dest}: {e.strerror or e}') from None
     _report(dest, rep, [] if a.urls or a.from_folder else list(s.categories))
 
 def main(argv:list|None=None)->int:

@@ -135,6 +135,10 @@ def test_a_full_disk_names_the_folder_and_what_to_free_with_status_2(on_a_full_d
     (tmp_path/'decisions.csv').write_text('file,action,category\nblack/00000001.jpg,relabel,grizzly\n')
     said_once(run_full(BIN/'bear-clean', 'apply', tmp_path/'decisions.csv', '--data', disk/'bears'), 2,
               f"{disk/'bears'}: the disk is full (writing ", 'free space on it')
+    for c in ('black', 'grizzly'): photos(tmp_path/'mine'/c, 2)
+    for room in (False, True):   # full at once (its lock), or once the lock is written (the photos, the manifest)
+        said_once(run_full(BIN/'bear-gather', '--from-folder', tmp_path/'mine', '--dest', disk/'bears', '--quiet', room=room), 2,
+                  f"{disk/'bears'}: the disk is full (writing ", 'free space on it')
 
 EXPORT = """import sys, torch
 from pathlib import Path
