@@ -264,6 +264,8 @@ def _quiet_stdout():
     try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError, AttributeError): pass   # not a file (a notebook's, a test's)
 
+def _full_words(e:BaseException, disk:str)->str: return 'your disk quota is used up' if getattr(e, 'errno', None) == errno.EDQUOT else f'{disk} is full'
+
 FREE = "free space on it (photos, logs or model versions you no longer need: `bear-monitor versions` lists them) and run it again"
 
 def _outcome(e:Exception, usage:tuple, failed:tuple, out:_Output)->tuple: # (what to say, or None; the exit status)
@@ -271,10 +273,10 @@ def _outcome(e:Exception, usage:tuple, failed:tuple, out:_Output)->tuple: # (wha
     if e is out.error:
         _quiet_stdout()
         if isinstance(e, BrokenPipeError): return None, 141   # the reader went away (`| head -1`): end quietly, as any Unix tool
-        if is_disk_full(e): return f"its output could not be written: the disk it goes to is full; {FREE}", 2
+        if is_disk_full(e): return f"its output could not be written: {_full_words(e, 'the disk it goes to')}; {FREE}", 2
     if is_disk_full(e):
-        where = f"{Path(e.filename).parent}: the disk is full (writing {Path(e.filename).name})" if getattr(e, 'filename', None) else "a disk it writes to is full"
-        return f"{where}; {FREE}", 2
+        f = getattr(e, 'filename', None)
+        return (f"{Path(f).parent}: {_full_words(e, 'the disk')} (writing {Path(f).name})" if f else _full_words(e, 'a disk it writes to')) + f"; {FREE}", 2
     if isinstance(e, (UsageError, SettingsError, *usage)): return _words(e), 2
     if isinstance(e, (ItemsFailed, *failed)): return _words(e), 1
     return f"stopped by a problem of ours ({e}); please report it (BEAR_DEBUG=1 shows where)", 3
