@@ -5,7 +5,7 @@ seconds: photos classified, a broken file and a big photo; a selection over the 
 a message, the next photo classified; `?template=lab` serving the same page; the first visit after the pooled
 kernel idled past the cull timeout; the busy page beyond the cap; a page whose kernel died offering a reload;
 no traceback for a malformed widget message. Screenshots go to test-artifacts/ (git-ignored)."""
-import json, os, re, socket, subprocess, sys, time, urllib.error, urllib.request
+import gzip, json, os, re, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np
 import pytest
@@ -376,14 +376,20 @@ def test_an_exception_in_the_widget_code_shows_a_message(server, browser, tmp_pa
     assert blocked == [], blocked
     leave(page, proc)
 
-def compressed(url)->bool:
-    "Whether the server sends `url` gzip-compressed to a browser that accepts it."
+def gzipped(url)->tuple:
+    "What the server sends for `url` to a browser that accepts gzip: (headers, body as sent)."
     req = urllib.request.Request(url, headers={'Accept-Encoding': 'gzip'})
-    with urllib.request.urlopen(req, timeout=30) as r: return r.headers.get('Content-Encoding') == 'gzip'
+    with urllib.request.urlopen(req, timeout=30) as r: return r.headers, r.read()
 
 def test_responses_are_compressed(server):
+    "Voilà's scripts go gzipped, whole, to every visitor: a small one and the largest (sent in chunks, then kept, StaticGzip)."
     proc, url = server
-    assert compressed(url + 'voila/static/voila.js')
+    static = Path(sys.prefix)/'share'/'jupyter'/'voila'/'templates'/'base'/'static'
+    for f in (static/'voila.js', max(static.glob('*.js'), key=lambda f: f.stat().st_size)):
+        (h1, b1), (h2, b2) = gzipped(url + f'voila/static/{f.name}'), gzipped(url + f'voila/static/{f.name}')
+        assert h1['Content-Encoding'] == h2['Content-Encoding'] == 'gzip', f.name
+        assert gzip.decompress(b1) == gzip.decompress(b2) == f.read_bytes(), f.name
+        assert len(b1) < f.stat().st_size / 2 and h2['Content-Length'] == str(len(b2)), f.name   # the second one from memory
 
 OUTSIDE = """() => {
   // every piece of text (and every picture) of the app whose box lies outside the screen's width
