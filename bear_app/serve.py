@@ -233,16 +233,16 @@ class RetryAfter(OutputTransform):
 class StaticGzip(GZipContentEncoding):
     "Tornado's gzip, done once per static file: its compressed bytes are kept for the next requests."
     CACHE_MB = 32
-    _cache, _cached_bytes = {}, 0   # (address, ETag or Last-Modified, length) -> the gzipped body; their size in all
+    _cache, _cached_bytes = {}, 0   # (path, ETag or Last-Modified, length) -> the gzipped body; their size in all
 
     def __init__(self, request):
         super().__init__(request)
-        self._uri, self._get, self._key, self._parts, self._hit = request.uri, request.method == 'GET', None, None, False
+        self._path, self._get, self._key, self._parts, self._hit = request.path, request.method == 'GET', None, None, False
 
     def transform_first_chunk(self, status_code, headers, chunk, finishing):
         version = headers.get('Etag') or headers.get('Last-Modified')
         static = self._gzipping and self._get and status_code == 200 and 'Accept-Ranges' in headers and version
-        key = (self._uri, version, headers.get('Content-Length')) if static else None
+        key = (self._path, version, headers.get('Content-Length')) if static else None
         body = StaticGzip._cache.get(key)
         if body is None:
             status_code, headers, chunk = super().transform_first_chunk(status_code, headers, chunk, finishing)
