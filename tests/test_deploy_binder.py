@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from conftest import ROOT
 from bear_app.testing import settings_copy
 from test_browser import (CHROMIUM, ARTIFACTS, browser, free_port, server_env, start_server, stop_server,  # noqa: F401 (browser: a fixture)
-                          open_app, kernel_id, upload_and_classify, photos, big_photo, answered, compressed)
+                          open_app, kernel_id, upload_and_classify, photos, big_photo, answered, gzipped)
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 APP = {'max_visitors': 2, 'upload_limit_mb': 20, 'unconnected_timeout': 4, 'idle_timeout': 600}
@@ -140,4 +140,4 @@ def test_binder_applies_the_settings(binder, browser, tmp_path):
     assert lab.evaluate('typeof bearGuards') == 'function'
     lab.goto('about:blank'); lab.context.close()
     assert blocked == [], blocked
-    assert compressed(base + 'voila/static/voila.js')
+    assert gzipped(base + 'voila/static/voila.js')[0]['Content-Encoding'] == 'gzip'
