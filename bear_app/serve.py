@@ -7,7 +7,7 @@ __all__ = ['BUSY_RETRY_S', 'app_settings', 'BearKernelManager', 'RetryAfter', 'S
            'app_notebook', 'main']
 
 # %% ../nbs/05a_serve.ipynb #a1f0c004
-import asyncio, contextlib, dataclasses, io, os, sys, time
+import asyncio, contextlib, dataclasses, io, os, signal, sys, time
 from pathlib import Path
 import bear_app
 from jupyter_core.utils import ensure_async
@@ -296,9 +296,19 @@ def app_config(server:bool=False, # configuration for a Jupyter server hosting V
 # %% ../nbs/05a_serve.ipynb #a1f0c028
 class BearVoila(Voila):
     "Voilà with the app's configuration (`app_config`) and compressed responses."
+    interrupted = False              # stopped by Ctrl-C (SIGINT): `bear-app` then ends with status 130, as every command does
     def initialize(self, argv=None):
         self.update_config(app_config())
         super().initialize(argv)
+
+    def start(self):
+        signal.signal(signal.SIGINT, self._interrupt)   # Voilà would take Ctrl-C as a normal end (status 0)
+        super().start()
+
+    def _interrupt(self, sig, frame):
+        self.interrupted = True
+        if getattr(self, 'ioloop', None) is None: raise KeyboardInterrupt   # not serving yet: nothing to stop gently
+        self._handle_signal_stop(sig, frame)
 
     def init_settings(self)->dict:
         return {**super().init_settings(), **self.tornado_settings}
@@ -325,6 +335,7 @@ def _serve(argv:list|None)->int:
     elif not Path(given[0]).exists(): raise UsageError(f"{given[0]}: no such file or folder; give the app notebook (default: {app_notebook()})")
     read_settings()            # a bad setting stops the server with one line (status 2), before any visitor meets it
     BearVoila.launch_instance(argv)
+    if BearVoila.instance().interrupted: raise KeyboardInterrupt   # its kernels are ended; `cli` says "interrupted", 130
 
 def main(argv:list|None=None)->int:
     "`bear-app`: serve the app (options as for `voila`, e.g. `--port=8866 --Voila.ip=0.0.0.0`)."

@@ -71,3 +71,23 @@ def test_plain_requests_do_not_keep_the_places(server):
     assert asyncio.run(visitor()) == 'ok'
     assert len(kernels(proc)) <= APP['max_visitors']
     print(f"the visitor got the app {waited:.1f} s after the 6 plain requests")
+
+def test_ctrl_c_ends_the_server_with_status_130(tmp_path):
+    "Ctrl-C on `bear-app` stops serving, ends its kernels and says so in one line, with the status every command gives (130)."
+    import signal, subprocess
+    port = free_port()
+    cmd = [__import__('sys').executable, '-c', 'from bear_app.serve import main; raise SystemExit(main())', f'--port={port}',
+           '--no-browser', '--Voila.ip=127.0.0.1']
+    log = tmp_path/'server.log'
+    proc = start_server(cmd, server_env(tmp_path, settings_copy(tmp_path, ROOT/'settings.ini', warm_kernels=1)), port, log)
+    try:
+        deadline = time.time() + 120
+        while not kernels(proc) and time.time() < deadline: time.sleep(0.5)   # a warm kernel to end
+        kids = kernels(proc)
+        assert kids, log.read_text()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130, log.read_text()[-2000:]
+    finally: stop_server(proc)
+    out = log.read_text()
+    assert 'bear-app: interrupted' in out and 'Traceback' not in out, out[-2000:]
+    assert not any(k.is_running() and k.status() != 'zombie' for k in kids), "a kernel outlived its server"
