@@ -108,7 +108,7 @@ def test_output_to_a_full_disk_is_status_2_saying_so(tmp_path):
     said_once(r, 2, 'its output could not be written: the disk it goes to is full; free space on it')
 
 FULL_DISK = """mount -t tmpfs -o size=4m tmpfs "$0" || exit 99
-python -c "from bear_app.testing import toy_dataset; toy_dataset('$0/bears', n=5)"
+"$PYTHON" -c "from bear_app.testing import toy_dataset; toy_dataset('$0/bears', n=5)" || exit 98
 head -c 64k /dev/zero > "$0/room"
 (head -c 8M /dev/zero > "$0/filler") 2>/dev/null   # the disk is full from here
 if [ -n "$ROOM" ]; then rm "$0/room"; fi            # but for 64 KB (a lock file, not a model)
@@ -119,11 +119,14 @@ exec "$@"
 def on_a_full_disk(tmp_path):
     "Run a command with a full 4 MB disk (or one with 64 KB left: `room`) mounted at `tmp_path/'disk'`, holding toy photos in `bears/`."
     disk = tmp_path/'disk'; disk.mkdir()
-    if subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, 'true'], capture_output=True).returncode:
+    env = {**os.environ, 'PYTHON': sys.executable}   # this venv's Python, whatever PATH holds
+    probe = subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, 'true'], capture_output=True, text=True, env=env)
+    if probe.returncode == 98: raise AssertionError(probe.stderr)
+    if probe.returncode:
         pytest.skip("no user namespaces here to mount a small disk in (unshare -Urm)")
     def run_full(*args, room=False):
         r = subprocess.run(['unshare', '-Urm', 'sh', '-c', FULL_DISK, disk, *map(str, args)], capture_output=True, text=True,
-                           cwd=tmp_path, env={**os.environ, 'ROOM': 'yes' if room else ''}, timeout=300)
+                           cwd=tmp_path, env={**env, 'ROOM': 'yes' if room else ''}, timeout=300)
         r.args = list(map(str, args)); return r
     return disk, run_full
 
