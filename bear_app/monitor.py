@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from PIL import Image
 from .bundle import RUNNABLE, ModelBundle, ModelError
-from .config import CommandParser, MonitorSettings, cli, read_settings
+from .config import CommandParser, MonitorSettings, cli, is_disk_full, read_settings
 from .core import atomic_write, file_sha256, write_decisions
 from .images import ImageError, open_image, phash, visible_files
 from fastcore.basics import patch
@@ -90,11 +90,10 @@ def _row(r:sqlite3.Row)->dict:
     return d
 
 # %% ../nbs/06_monitor.ipynb #6f5cd387
-def _full(e)->bool: return getattr(e, 'sqlite_errorname', None) == 'SQLITE_FULL' or getattr(e, 'errno', None) == errno.ENOSPC
-
-def _full_error(path:Path)->OSError:
-    "SQLite's 'database or disk is full' as the operating system says it, naming the log (a command then names its folder)."
-    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+def _full_error(path:Path, e:BaseException)->OSError:
+    "A full disk (`is_disk_full`; SQLite's 'database or disk is full' included) as the operating system says it, naming the log (a command then names its folder)."
+    n = e.errno if isinstance(e, OSError) and e.errno else errno.ENOSPC   # a used-up quota stays a quota
+    return OSError(n, os.strerror(n), str(path))
 
 class PredictionLog:
     "The prediction log: one SQLite file that app kernels and command-line runs append to at once."
@@ -105,7 +104,7 @@ class PredictionLog:
         self.path, self.lock, self.max_rows = Path(path), threading.Lock(), max_rows
         try: self.con = connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as e:
-            if _full(e): raise _full_error(self.path) from None
+            if is_disk_full(e): raise _full_error(self.path, e) from None
             raise ValueError(f"{self.path} cannot be used as a prediction log ({e}).") from None
         if retention_days and not readonly: self.prune(retention_days)
 
@@ -125,7 +124,7 @@ class PredictionLog:
                 self.con.execute('COMMIT')
             except BaseException as e:
                 if self.con.in_transaction: self.con.execute('ROLLBACK')   # SQLite may have rolled back already (a full disk)
-                if _full(e): raise _full_error(self.path) from None
+                if is_disk_full(e): raise _full_error(self.path, e) from None
                 raise
         return ids if many else ids[0]
 
