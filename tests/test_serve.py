@@ -82,7 +82,7 @@ def test_ctrl_c_ends_the_server_with_status_130(tmp_path):
     proc = start_server(cmd, server_env(tmp_path, settings_copy(tmp_path, ROOT/'settings.ini', warm_kernels=1)), port, log)
     try:
         deadline = time.time() + 120
-        while not kernels(proc) and time.time() < deadline: time.sleep(0.5)   # a warm kernel to end
+        while 'is warmed up' not in log.read_text() and time.time() < deadline: time.sleep(0.5)   # a warm kernel to end
         kids = kernels(proc)
         assert kids, log.read_text()[-2000:]
         proc.send_signal(signal.SIGINT)
