@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['BANK_COPIES', 'DETECTOR_METHODS', 'l2_normalise', 'kth_distance', 'bank_copies', 'oof_scores', 'thresholds',
-           'wilson_interval', 'nested_flags', 'KNNDetector', 'fit_detector', 'imagenet_probs', 'concept_profiles',
-           'concept_mismatch', 'ConceptKNNDetector', 'scaled', 'fit_concept_detector', 'save_detector', 'load_detector']
+           'wilson_interval', 'nested_flags', 'KNNDetector', 'fit_detector', 'imagenet_logits', 'softmax',
+           'imagenet_probs', 'concept_codes', 'concept_profiles', 'concept_mismatch', 'ConceptKNNDetector', 'scaled',
+           'fit_concept_detector', 'save_detector', 'load_detector']
 
 # %% ../nbs/02b_ood.ipynb #b2cc6fa0
 import io, json
@@ -126,15 +127,27 @@ def fit_detector(F:np.ndarray,        # raw features of the training photos (N,D
     return KNNDetector(ref, k, hard, thr, info)
 
 # %% ../nbs/02b_ood.ipynb #84735320
-def imagenet_probs(F:np.ndarray, # pooled features (N,D)
-                   W:np.ndarray, # the pretrained ImageNet layer's weights (1000,D)
-                   b:np.ndarray, # its bias (1000,)
-                  )->np.ndarray: # (N,1000) probabilities
-    "What the pretrained network recognises in each photo: the softmax of its ImageNet layer on the pooled features."
+def imagenet_logits(F:np.ndarray, # pooled features (N,D)
+                    W:np.ndarray, # the pretrained ImageNet layer's weights (1000,D)
+                    b:np.ndarray, # its bias (1000,)
+                   )->np.ndarray: # (N,1000) logits
+    "The pretrained network's ImageNet layer applied to pooled features."
     F, W = np.asarray(F, np.float32), np.asarray(W, np.float32)
-    Z = (np.einsum('nd,kd->nk', F, W) if len(F) <= 2 else F @ W.T) + b   # a photo or two: no BLAS threads (`kth_distance`)
+    return (np.einsum('nd,kd->nk', F, W) if len(F) <= 2 else F @ W.T) + b   # a photo or two: no BLAS threads (`kth_distance`)
+
+def softmax(Z:np.ndarray)->np.ndarray: # (N,K) probabilities
+    "Row-wise softmax of logits `Z` (N,K)."
     e = np.exp(Z - Z.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
+
+def imagenet_probs(F:np.ndarray, W:np.ndarray, b:np.ndarray)->np.ndarray: # (N,1000) probabilities
+    "What the pretrained network recognises in each photo: the softmax of its ImageNet layer (`imagenet_logits`) on the pooled features."
+    return softmax(imagenet_logits(F, W, b))
+
+def concept_codes(Z:np.ndarray)->np.ndarray: # (N,1000), rows of unit length
+    "ImageNet logits `Z` (N,1000) centred per photo (= its log-probabilities up to a constant) and L2-normalised: what the network recognises, as a direction."
+    Z = np.asarray(Z, np.float32)
+    return l2_normalise(Z - Z.mean(1, keepdims=True))
 
 def concept_profiles(P:np.ndarray, # ImageNet probabilities of the training photos (N,1000)
                      y:np.ndarray, # their category indices (N,)
@@ -150,23 +163,29 @@ def concept_mismatch(P:np.ndarray, profiles:np.ndarray)->np.ndarray: # (N,)
 
 # %% ../nbs/02b_ood.ipynb #6830686c
 class ConceptKNNDetector(KNNDetector):
-    "Not-one-of-the-categories detector: kNN distance in feature space (Sun et al. 2022) and concept mismatch with the pretrained ImageNet head (KL to the categories' concept profiles, Hendrycks et al. 2022), each scaled by its held-out quantiles; the larger counts."
+    "Not-one-of-the-categories detector: kNN distance in feature space (Sun et al. 2022), concept mismatch with the pretrained ImageNet head (KL to the categories' concept profiles, Hendrycks et al. 2022) and kNN distance in its concept codes, each scaled by held-out quantiles; the largest counts."
     def __init__(self, ref:np.ndarray,      # L2-normalised features of the training photos and their copies (M,D)
                  k:int, hard:float, threshold:float,
                  imagenet:tuple,            # (W (1000,D), b (1000,)): the pretrained ImageNet layer
                  profiles:np.ndarray,       # `concept_profiles` of the training photos (categories,1000)
-                 scales:dict,               # {'knn': (median, q99), 'concept': (median, q99)} of out-of-fold scores
+                 scales:dict,               # {part: (median, q99)} for the parts 'knn', 'concept' and 'neighbours'
+                 norms:np.ndarray|None=None, # the lengths of `ref`'s rows before normalising (M,): gives their concept codes
                  info:dict|None=None):
-        super().__init__(ref, k, hard, threshold, info)
+        super().__init__(np.asarray(ref, np.float16).astype(np.float32), k, hard, threshold, info)   # as saved, as for `W`
         self.W = np.asarray(imagenet[0], np.float16).astype(np.float32)   # as saved: calibrated on what ships
         self.b = np.asarray(imagenet[1], np.float32)
         self.profiles, self.scales = np.asarray(profiles, np.float32), {n: tuple(map(float, v)) for n, v in scales.items()}
+        self.norms = None if norms is None else np.asarray(norms, np.float32)
+        self.codes = None if norms is None else concept_codes(imagenet_logits(self.ref * self.norms[:, None], self.W, self.b))
     def parts(self, F:np.ndarray)->dict:
-        "The two raw scores of raw features `F` (N,D): kNN distance and concept mismatch."
-        return {'knn': KNNDetector.score(self, F), 'concept': concept_mismatch(imagenet_probs(F, self.W, self.b), self.profiles)}
+        "The raw scores of raw features `F` (N,D): kNN distance, concept mismatch and (with `norms`) concept-neighbour distance."
+        Z = imagenet_logits(F, self.W, self.b)
+        out = {'knn': KNNDetector.score(self, F), 'concept': concept_mismatch(softmax(Z), self.profiles)}
+        if self.codes is not None: out['neighbours'] = kth_distance(concept_codes(Z), self.codes, self.k)
+        return out
     def score(self, F:np.ndarray)->np.ndarray:
-        "Scores of raw features `F` (N,D): the larger of the two scaled scores."
-        return np.max([scaled(s, *self.scales[n]) for n, s in self.parts(F).items()], axis=0)
+        "Scores of raw features `F` (N,D): the largest of the scaled parts."
+        return np.max([scaled(s, *self.scales[n]) for n, s in self.parts(F).items() if n in self.scales], axis=0)
 
 def scaled(s:np.ndarray, median:float, q99:float)->np.ndarray:
     "`s` on the scale of held-out scores: 0 at their median, 1 at their 99% quantile."
@@ -194,41 +213,51 @@ def fit_concept_detector(F:np.ndarray,         # raw features of the training ph
                          copies:np.ndarray|None=None,   # raw features of their `bank_copies` (N,C,D)
                          elsewhere:np.ndarray|None=None, # raw features of photos of the categories from another source
                          k:int=5, quantile:float=0.995, margin:float=0.2,
-                         across_quantile:float=0.99, across_margin:float=0.2)->ConceptKNNDetector:
-    "Fit and calibrate a `ConceptKNNDetector`: scales and in-source thresholds from out-of-fold scores, the not-a-bear threshold raised to hold on the photos from `elsewhere`."
-    y, n = np.asarray(y), int(np.max(y)) + 1
-    Fn = l2_normalise(F)
-    C = None if copies is None else l2_normalise(copies.reshape(-1, F.shape[1])).reshape(copies.shape)
-    P = imagenet_probs(F, *imagenet)
-    raw = {'knn': oof_scores(Fn, folds, C, k), 'concept': _oof_concepts(P, y, folds, n)}
-    scales = {m: (float(np.median(s)), float(np.quantile(s, 0.99))) for m, s in raw.items()}
-    oof = np.max([scaled(s, *scales[m]) for m, s in raw.items()], axis=0)
-    hard, thr = thresholds(oof, quantile, margin)
-    ref = Fn if C is None else np.concatenate([Fn, C.reshape(-1, F.shape[1])])
-    det = ConceptKNNDetector(ref, k, hard, thr, imagenet, concept_profiles(P, y, n), scales)
-    e = None if elsewhere is None or not len(elsewhere) else det.score(elsewhere)
-    if e is not None: det.threshold = max(thr, thresholds(e, across_quantile, across_margin)[1])
+                         across_quantile:float=0.99, across_margin:float=0.2,
+                         max_spread:float=2.)->ConceptKNNDetector: # a part whose spread (q99 - median) on `elsewhere` is over `max_spread` x its in-source spread is left out
+    "Fit and calibrate a `ConceptKNNDetector`: scales from out-of-fold scores and the photos from `elsewhere`, in-source thresholds from out-of-fold scores, the not-a-bear threshold raised to hold on the photos from `elsewhere`."
+    y, n, D = np.asarray(y), int(np.max(y)) + 1, F.shape[1]
+    allF = F if copies is None else np.concatenate([F, copies.reshape(-1, D)])
+    ref, norms = l2_normalise(allF), np.linalg.norm(np.asarray(allF, np.float32), axis=1)
+    det = ConceptKNNDetector(ref, k, 0., 0., imagenet, concept_profiles(imagenet_probs(F, *imagenet), y, n), {}, norms)
+    C = None if copies is None else ref[len(F):].reshape(copies.shape)
+    codes = det.codes[:len(F)], None if copies is None else det.codes[len(F):].reshape(*copies.shape[:2], -1)
+    raw = {'knn': oof_scores(ref[:len(F)], folds, C, k), 'concept': _oof_concepts(softmax(imagenet_logits(F, det.W, det.b)), y, folds, n),
+           'neighbours': oof_scores(codes[0], folds, codes[1], k)}
+    e = None if elsewhere is None or not len(elsewhere) else det.parts(elsewhere)
+    spread = {m: (float(np.quantile(s, 0.99) - np.median(s)), None if e is None else float(np.quantile(e[m], 0.99) - np.median(s))) for m, s in raw.items()}
+    keep = [m for m, (i, a) in spread.items() if m == 'knn' or a is None or a <= max_spread * max(i, 1e-9)]   # the rest measures the source
+    det.scales = {m: (float(np.median(raw[m])), float(np.median(raw[m])) + max(spread[m][0], spread[m][1] or -np.inf)) for m in keep}
+    raw = {m: raw[m] for m in keep}
+    e = None if e is None else {m: e[m] for m in keep}
+    oof = np.max([scaled(s, *det.scales[m]) for m, s in raw.items()], axis=0)
+    det.hard, thr = thresholds(oof, quantile, margin)
+    e = None if e is None else np.max([scaled(s, *det.scales[m]) for m, s in e.items()], axis=0)
+    det.threshold = thr if e is None else max(thr, thresholds(e, across_quantile, across_margin)[1])
     det.info = {'method': 'knn+concepts', 'k': k, 'quantile': quantile, 'margin': margin, 'across_quantile': across_quantile,
-                'across_margin': across_margin, 'folds': len(folds), 'n_images': len(F), 'scales': scales,
-                'copies': list(BANK_COPIES) if C is not None else [], 'in_source_threshold': thr,
-                'expected_in_domain': _flags(oof, hard, det.threshold),   # in-source: out-of-fold scores of the training photos
-                'across_source': None if e is None else _flags(e, hard, det.threshold)}
+                'across_margin': across_margin, 'folds': len(folds), 'n_images': len(F), 'scales': det.scales, 'max_spread': max_spread,
+                'spread': {m: {'in_source': i, 'across_sources': a, 'kept': m in keep} for m, (i, a) in spread.items()},
+                'copies': list(BANK_COPIES) if copies is not None else [], 'in_source_threshold': thr,
+                'expected_in_domain': _flags(oof, det.hard, det.threshold),   # in-source: out-of-fold scores of the training photos
+                'across_source': None if e is None else _flags(e, det.hard, det.threshold)}
     return det
 
 # %% ../nbs/02b_ood.ipynb #a3cd2c69
 DETECTOR_METHODS = ('knn', 'knn+concepts')   # what `load_detector` reads
 
 def save_detector(det:KNNDetector, path:Path|str, extra:dict|None=None)->dict:
-    "Write `det` to the JSON `path` and its arrays (reference features; ImageNet layer and profiles) to the .npz beside it; return the JSON written."
+    "Write `det` to the JSON `path` and its arrays (reference features and their lengths; ImageNet layer and profiles) to the .npz beside it; return the JSON written."
     path = Path(path)
     npz, concepts = path.with_suffix('.npz'), isinstance(det, ConceptKNNDetector)
-    arrays = {'ref': det.ref.astype(np.float16), **({'W': det.W.astype(np.float16), 'b': det.b, 'profiles': det.profiles} if concepts else {})}
+    arrays = {'ref': det.ref.astype(np.float16), **({'W': det.W.astype(np.float16), 'b': det.b, 'profiles': det.profiles} if concepts else {}),
+              **({'norms': det.norms} if concepts and det.norms is not None else {})}
     buf = io.BytesIO(); np.savez(buf, **arrays)
     atomic_write(npz, buf.getvalue())
     knn = 'distance from the L2-normalised features to the k-th nearest reference photo'
-    how = (f"the larger of ({knn} - median) / (q99 - median) and (concept mismatch - median) / (q99 - median), with "
-           "`scales` from out-of-fold training photos; concept mismatch = min over categories of KL(ImageNet softmax of the "
-           "photo || the category's mean over its training photos + 1e-4)") if concepts else knn
+    how = (f"the largest of (part - median) / (q99 - median) over the parts in `scales`: knn = {knn}; concept = min over "
+           "categories of KL(ImageNet softmax of the photo || the category's mean over its training photos + 1e-4); neighbours = "
+           "the same k-th nearest distance between concept codes (ImageNet logits centred per photo, L2-normalised); "
+           "medians from out-of-fold training photos, q99 the larger of theirs and the photos' from elsewhere") if concepts else knn
     info = {**det.info, 'hard_threshold': det.hard, 'threshold': det.threshold, 'reference': npz.name,
             'score': f'ood_score = {how}; ood when ood_score > threshold, hard_to_read when hard_threshold < ood_score <= threshold',
             **(extra or {})}
@@ -243,4 +272,4 @@ def load_detector(path:Path|str)->KNNDetector:
     with np.load(path.with_suffix('.npz')) as z: a = {k: z[k].astype(np.float32) for k in z.files}   # beside it, under its own name
     if info['method'] == 'knn': return KNNDetector(a['ref'], info['k'], info['hard_threshold'], info['threshold'], info)
     return ConceptKNNDetector(a['ref'], info['k'], info['hard_threshold'], info['threshold'], (a['W'], a['b']), a['profiles'],
-                              info['scales'], info)
+                              info['scales'], a.get('norms'), info)

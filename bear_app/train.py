@@ -8,8 +8,8 @@ __all__ = ['PRESIZE', 'BOOK', 'FINETUNE', 'LOGITS', 'FEATURES', 'BOTH', 'CANDIDA
            'GroupedSplitter', 'group_folds', 'Recipe', 'bear_datablock', 'small_subset', 'small_recipe', 'PlainTensors',
            'body_features', 'frozen_features', 'head_inputs', 'fit_linear_head', 'collapse_head', 'CountSteps',
            'fit_frozen_head', 'train_learner', 'validation_metrics', 'save_confusion_png', 'judge',
-           'fit_model_detector', 'across_source', 'export_model', 'cross_validate', 'compare_recipes', 'choose_recipe',
-           'TrainingError', 'train_and_export', 'main']
+           'fit_model_detector', 'across_source', 'export_model', 'cross_validate', 'ensemble_recipe', 'recipe_for',
+           'compare_recipes', 'choose_recipe', 'TrainingError', 'train_and_export', 'main']
 
 # %% ../nbs/02_train.ipynb #a19bb20d
 import bear_app, dataclasses, json, os, platform, random, sys, time
@@ -36,7 +36,7 @@ from fastai.metrics import error_rate
 from fastai.torch_core import TensorImage, set_seed
 from fastai.vision.augment import RandomResizedCrop, Resize, ResizeMethod, aug_transforms
 from fastai.vision.core import PILImage
-from PIL import Image
+from PIL import Image, ImageOps
 from fastai.vision.learner import vision_learner
 from dataclasses import dataclass, asdict
 from .bundle import ModelBundle
@@ -165,14 +165,16 @@ class Recipe:
     freeze_epochs:int = 1         # fine_tune epochs with the body frozen (a forward pass through the body only)
     lr:float = 2e-3               # fine_tune base_lr
     label_smoothing:float = 0.    # LabelSmoothingCrossEntropy's eps (0: plain cross-entropy)
-    head:str|None = None          # frozen network, one linear layer fitted on its 'logits', 'features' or 'both' (no fine-tuning)
+    head:str|None = None          # frozen network, one linear layer fitted on its 'logits', 'features' or 'both' (no fine-tuning);
+                                  # several joined by '+': the mean of their logits (`ensemble_recipe`)
+    mirror:bool = False           # frozen heads: fit on each training photo and on its mirror image
 
 BOOK = Recipe('book', size=224, method='crop', presize=None, rrc_min_scale=0.5, epochs=4)
 FINETUNE = Recipe('finetune')   # the book's fine_tune, at 160 px so that two CPU cores cross-validate it in minutes
-_FROZEN = dict(size=224, method='crop', presize=None, aug=False, epochs=0, freeze_epochs=0)
+_FROZEN = dict(size=224, method='crop', presize=None, aug=False, epochs=0, freeze_epochs=0, mirror=True)
 LOGITS, FEATURES, BOTH = (Recipe(h, head=h, **_FROZEN) for h in ('logits', 'features', 'both'))
 CANDIDATES = {r.name: r for r in (LOGITS, FEATURES, BOTH, FINETUNE)}
-OURS = LOGITS                   # what cross-validation chose for the bears
+OURS = Recipe('logits+features+both', head='logits+features+both', **_FROZEN)   # what cross-validation chose for the bears
 
 # %% ../nbs/02_train.ipynb #95d96688
 def bear_datablock(s:Settings, recipe:Recipe|None=None, splitter=None, cache:dict|None=None)->DataBlock:
@@ -213,14 +215,15 @@ def body_features(learn:Learner, imgs:list, bs:int=32)->np.ndarray: # (N, featur
         with torch.inference_mode(): out.append(body(x).mean((2, 3)).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-def frozen_features(learn:Learner, files:list, cache:dict|None=None)->np.ndarray:
+def frozen_features(learn:Learner, files:list, cache:dict|None=None,
+                    mirror:bool=False)->np.ndarray: # (N, features); `mirror`: of the photos' mirror images
     "`body_features` of image files, decoded as training decodes them; kept in `cache` (the body is frozen, so they never change)."
     cache, pre = ({} if cache is None else cache), preprocessing(learn)
-    key = json.dumps(pre, sort_keys=True)
+    key = json.dumps(pre, sort_keys=True) + (' mirrored' if mirror else '')
     todo = [f for f in files if (key, str(f)) not in cache]
     for b in range(0, len(todo), 64):
-        chunk = todo[b:b+64]
-        for f, v in zip(chunk, body_features(learn, [open_image(f, draft=pre['draft']) for f in chunk])): cache[(key, str(f))] = v
+        chunk = [open_image(f, draft=pre['draft']) for f in todo[b:b+64]]
+        for f, v in zip(todo[b:b+64], body_features(learn, [ImageOps.mirror(i) for i in chunk] if mirror else chunk)): cache[(key, str(f))] = v
     return np.stack([cache[(key, str(f))] for f in files])
 
 # %% ../nbs/02_train.ipynb #cf7f6c8c
@@ -252,15 +255,21 @@ class CountSteps(Callback):
     def __init__(self): self.steps = 0
     def after_step(self): self.steps += 1
 
-def fit_frozen_head(learn:Learner, kind:str, imagenet:nn.Linear, cache:dict|None=None)->dict:
+def fit_frozen_head(learn:Learner, kind:str, # 'logits', 'features', 'both', or several joined by '+' (the mean of their logits)
+                    imagenet:nn.Linear, cache:dict|None=None,
+                    mirror:bool=False,   # also fit on the photos' mirror images
+                    items:list|None=None)->dict: # the photos to fit on (default: the learner's training split)
     "Fit the `kind` head of a frozen learner on its training photos' cached features; set it as its `LinearProbe`; say how."
-    items = list(learn.dls.train_ds.items)
+    items = list(learn.dls.train_ds.items if items is None else items)
     y = np.array([learn.dls.vocab.o2i[category_of(f, learn.dls.vocab)] for f in items])
-    W, b = fit_linear_head(head_inputs(frozen_features(learn, items, cache), imagenet, kind), y)
-    W, b = collapse_head(W, b, imagenet, kind)
+    F = frozen_features(learn, items, cache)
+    if mirror: F, y = np.concatenate([F, frozen_features(learn, items, cache, mirror=True)]), np.concatenate([y, y])
+    heads = [collapse_head(*fit_linear_head(head_inputs(F, imagenet, k), y), imagenet, k) for k in kind.split('+')]
+    W, b = np.mean([w for w, _ in heads], 0), np.mean([c for _, c in heads], 0)   # the mean of the heads' logits: one layer
     fc = learn.model[1].fc
-    with torch.no_grad(): fc.weight.copy_(torch.from_numpy(W)); fc.bias.copy_(torch.from_numpy(b))
-    return {'kind': kind, 'fit': 'multinomial logistic regression, inputs standardised, C=0.1', 'n_train': len(items),
+    with torch.no_grad(): fc.weight.copy_(torch.from_numpy(W).float()); fc.bias.copy_(torch.from_numpy(b).float())
+    return {'kind': kind, 'fit': 'multinomial logistic regression, inputs standardised, C=0.1' + (', on each photo and its mirror image' if mirror else '')
+            + (f'; the mean of the {len(heads)} heads\' logits' if len(heads) > 1 else ''), 'n_train': len(items),
             'finite': bool(np.isfinite(W).all() and np.isfinite(b).all())}
 
 # %% ../nbs/02_train.ipynb #7b8a15b5
@@ -281,7 +290,7 @@ def train_learner(s:Settings, files:list|None=None, recipe:Recipe|None=None, spl
         learn = vision_learner(dls, arch, custom_head=LinearProbe(imagenet.in_features, dls.c), init=None, metrics=error_rate,
                                cbs=[PlainTensors()])
         if quiet: learn.remove_cbs([ProgressCallback]); learn.logger = noop
-        learn.head_fit = fit_frozen_head(learn, r.head, imagenet, cache)
+        learn.head_fit = fit_frozen_head(learn, r.head, imagenet, cache, r.mirror)
         return learn
     if not quiet: print(f"training on {n_train} photos, validating on {len(files) - n_train}; batch size {bs}: "
                         f"{n_train // bs} optimiser step(s) per epoch")
@@ -335,14 +344,17 @@ def judge(learn:Learner, files:list, bs:int=32)->tuple: # (probabilities (N,C), 
 def fit_model_detector(learn:Learner, files:list, folds:list, dest:Path,
                        imagenet:tuple|None=None, # (W, b) of the pretrained ImageNet layer, for a frozen body: adds the concept evidence
                        elsewhere:np.ndarray|None=None, # features of photos of the categories from another source: the threshold must hold on them
+                       features:np.ndarray|None=None,  # the pooled features of `files` if known (N,D): `frozen_features`
                       )->tuple: # (the detector, the JSON written)
     "Fit the not-one-of-the-categories detector (`bear_app.ood`) on the features of `files` and their damaged copies, in `learn`'s own feature space; write it to `dest`."
     draft = preprocessing(learn)['draft']
     F, C = [], []
     for b in range(0, len(files), 32):
         imgs = [open_image(f, draft=draft) for f in files[b:b+32]]
-        F.append(body_features(learn, imgs)); C.append(body_features(learn, [c for i in imgs for c in bank_copies(i)]))
-    F, C = np.concatenate(F), np.concatenate(C).reshape(len(files), -1, F[0].shape[1])
+        if features is None: F.append(body_features(learn, imgs))
+        C.append(body_features(learn, [c for i in imgs for c in bank_copies(i)]))
+    F = np.concatenate(F) if features is None else np.asarray(features, np.float32)
+    C = np.concatenate(C).reshape(len(files), -1, F.shape[1])
     if imagenet is None: det = fit_detector(F, folds, C)   # a fine-tuned body: its features no longer feed the ImageNet layer
     else: det = fit_concept_detector(F, np.array([learn.dls.vocab.o2i[category_of(f, list(learn.dls.vocab))] for f in files]), folds, imagenet, C, elsewhere)
     exp = det.info['expected_in_domain']
@@ -375,7 +387,10 @@ def across_source(vocab:list, det, judged:dict, roots:dict)->dict:
 def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, extra:dict|None=None,
                  root:Path|None=None, # the data folder `valid_files` are relative to (default: the settings' data path)
                  folds:list|None=None, # index lists of `files` for the detector's calibration (default: 5 near-duplicate-keeping folds)
-                 held:dict|None=None)->Path: # `held_out_files`: photos from another source to judge and calibrate on (default: none)
+                 held:dict|None=None, # `held_out_files`: photos from another source to judge and calibrate on (default: none)
+                 cache:dict|None=None, # `frozen_features`' cache, if `learn` was trained with one
+                 refit=None)->Path: # called once the validation metrics and confusion matrix are taken, before the export; returns card entries
+
     "Export `learn` to `dest` (default: the settings' models folder) as one `ModelBundle`: .pkl, .onnx, .png, the not-a-bear detector (.ood.json, .ood.npz) and the .json card, published whole; return the card's path."
     bundle = ModelBundle(Path(dest or s.models_path)/s.model_name)
     pre = preprocessing(learn)
@@ -385,14 +400,16 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
             'fingerprint': fingerprint(files), 'class_counts': dict(sorted(Counter(category_of(f, s.vocab) for f in files).items())),
             'valid_files': _relative(learn.dls.valid_ds.items, root or s.data_path), 'seed': s.seed, 'valid_pct': s.valid_pct, 'versions': _versions(), **(extra or {})}
     with bundle.new() as new:   # nothing a reader sees changes until `publish`; Ctrl-C before it leaves the old model whole
+        save_confusion_png(learn, new.path('confusion'))
+        if refit: info.update(refit())   # e.g. a frozen head fitted again on every photo: the validation split has done its job
         learn.export(new.path('learner'))
         export_onnx(learn, new.path('onnx'), info['img_size'])
-        save_confusion_png(learn, new.path('confusion'))
         folds = folds or group_folds(files, near_duplicate_groups(files, NEAR_DUP_BITS), 5, s.seed)
         judged = {k: (fs, *judge(learn, fs)) for k, fs in (held or {}).items() if fs}
         frozen = isinstance(learn.model[1], LinearProbe)   # the pretrained body as it came: its ImageNet layer still reads its features
         det, ood = fit_model_detector(learn, files, folds, new.path('detector'),
-                                      imagenet_layer(s.arch) if frozen else None, judged['eval'][2] if 'eval' in judged else None)
+                                      imagenet_layer(s.arch) if frozen else None, judged['eval'][2] if 'eval' in judged else None,
+                                      frozen_features(learn, files, cache) if frozen and cache is not None else None)
         info['ood'] = {k: ood[k] for k in ('method', 'k', 'quantile', 'margin', 'hard_threshold', 'threshold', 'expected_in_domain', 'across_source') if ood.get(k) is not None}
         info['across_source'] = across_source(info['vocab'], det, judged, {'eval': s.eval_path, 'none': s.eval_none_path})
         return new.publish(info)
@@ -409,7 +426,11 @@ def cross_validate(s:Settings, files:list, k:int=5, recipe:Recipe|None=None,
         vs = set(fold)
         learn = train_learner(s, files, r, lambda items: (L(i for i in range(len(items)) if i not in vs), L(fold)),
                               cache=cache, quiet=True)
-        probs, targs = learn.get_preds(dl=learn.dls.valid)
+        if r.head:   # the frozen body's features are cached: only the new layer to apply (what the exported model computes)
+            fc, fs = learn.model[1].fc, [files[i] for i in fold]
+            probs = torch.softmax(torch.from_numpy(frozen_features(learn, fs, cache)) @ fc.weight.detach().T + fc.bias.detach(), 1)
+            targs = torch.tensor([learn.dls.vocab.o2i[category_of(f, list(learn.dls.vocab))] for f in fs])
+        else: probs, targs = learn.get_preds(dl=learn.dls.valid)
         preds = probs.argmax(1)
         errs.append(float((preds != targs).float().mean()))
         wrong += [{'file': str(files[i]), 'label': learn.dls.vocab[int(t)], 'predicted': learn.dls.vocab[int(p)],
@@ -417,21 +438,36 @@ def cross_validate(s:Settings, files:list, k:int=5, recipe:Recipe|None=None,
     return {'recipe': r.name, 'k': k, 'error': len(wrong) / len(files), 'fold_errors': errs,
             'wrong': wrong, 'seconds': round(time.time() - t0, 1), 'near_duplicate_groups': len(groups)}
 
-
 # %% ../nbs/02_train.ipynb #d5907cd0
+def ensemble_recipe(names:list)->Recipe:
+    "The frozen heads `names` averaged: one linear layer whose logits are the mean of theirs (they read the same pooled features)."
+    rs = [CANDIDATES[n] for n in names]
+    if len(rs) < 2 or not all(r.head for r in rs): raise ValueError(f"only two or more frozen heads can be averaged, not {names}")
+    return dataclasses.replace(rs[0], name='+'.join(names), head='+'.join(r.head for r in rs))
+
+def recipe_for(s:Settings, name:str, # a name in `CANDIDATES`, or frozen heads' names joined by '+'
+               size:int|None=None, epochs:int|None=None)->Recipe:
+    "The recipe bear-train runs for `name`: frozen heads at `size` or the settings' img_size, fine-tuning at `size` or its own with `epochs` or the settings'."
+    r = CANDIDATES[name] if name in CANDIDATES else ensemble_recipe(name.split('+'))
+    return dataclasses.replace(r, size=size or (s.img_size if r.head else r.size), **({} if r.head else {'epochs': epochs or s.epochs}))
+
 def compare_recipes(s:Settings, files:list, names:list, k:int=5, size:int|None=None, epochs:int|None=None,
-                    quiet:bool=False)->dict: # name -> `cross_validate` result, in the order of `names`
-    "Cross-validate the `CANDIDATES` named `names` on the same folds (`size`/`epochs` override every recipe's, e.g. for a quick run)."
-    out, cache = {}, {}
-    for n in names:
-        r = dataclasses.replace(CANDIDATES[n], **({'size': size} if size else {}), **({'epochs': epochs} if epochs and not CANDIDATES[n].head else {}))
-        out[n] = cross_validate(s, files, k, r, cache=cache)
+                    quiet:bool=False, cache:dict|None=None)->dict: # name -> `cross_validate` result, in the order of `names`
+    "Cross-validate the `CANDIDATES` named `names` (`recipe_for`) on the same folds; frozen heads that tie for the lowest error are also cross-validated averaged."
+    out, cache = {}, ({} if cache is None else cache)
+    def run(n):
+        out[n] = cross_validate(s, files, k, recipe_for(s, n, size, epochs), cache=cache)
         if not quiet: print(f"  {n:9s} in-source {k}-fold CV error {out[n]['error']:.2%} ({len(out[n]['wrong'])} of {len(files)} wrong, {out[n]['seconds']:.0f} s)", flush=True)
+    for n in names: run(n)
+    tied = [n for n in names if out[n]['error'] == min(c['error'] for c in out.values()) and CANDIDATES[n].head]
+    if len(tied) > 1: run('+'.join(tied))
     return out
 
 def choose_recipe(cv:dict)->str:
-    "The recipe with the lowest cross-validated error; a tie goes to the one listed first (list the cheaper first)."
-    return min(cv, key=lambda n: (cv[n]['error'], list(cv).index(n)))
+    "The recipe with the lowest cross-validated error; in a tie the average of the tied frozen heads (where it ties too), else the one listed first."
+    err = min(c['error'] for c in cv.values())
+    tied = [n for n in cv if cv[n]['error'] == err]
+    return next((n for n in tied if '+' in n), tied[0])
 
 # %% ../nbs/02_train.ipynb #736d9c0a
 class TrainingError(Exception):
@@ -439,12 +475,14 @@ class TrainingError(Exception):
 
 def train_and_export(s:Settings, files:list, dest:Path|None=None, recipe:Recipe|None=None,
                      max_distance:int=NEAR_DUP_BITS, root:Path|None=None, extra:dict|None=None,
-                     held:dict|None=None)->Path: # `held_out_files`, to judge and calibrate on
+                     held:dict|None=None, # `held_out_files`, to judge and calibrate on
+                     cache:dict|None=None)->Path: # decoded photos and frozen features shared with `compare_recipes`
     "Split `files` keeping near-duplicates together, train with `recipe`, export with a model card; return the card's path."
     t0, r = time.time(), recipe or dataclasses.replace(OURS, size=s.img_size)
+    cache = {} if cache is None else cache
     files = sorted(files)
     groups = near_duplicate_groups(files, max_distance)
-    learn = train_learner(s, files, r, GroupedSplitter(groups, s.valid_pct, s.seed))
+    learn = train_learner(s, files, r, GroupedSplitter(groups, s.valid_pct, s.seed), cache=cache)
     if r.head:
         if not learn.head_fit['finite']: raise TrainingError("the fitted head has non-finite weights: no model was exported")
         how = {'head_fit': learn.head_fit}
@@ -453,7 +491,13 @@ def train_and_export(s:Settings, files:list, dest:Path|None=None, recipe:Recipe|
         if steps == 0 or not np.isfinite(float(loss)):
             raise TrainingError(f"training took {steps} optimiser steps (last loss {float(loss):.3g}): no model was exported")
         how = {'batch_size': learn.dls.train.bs, 'optimiser_steps': steps}
-    return export_model(learn, s, files, dest, root=root, folds=group_folds(files, groups, 5, s.seed), held=held, extra={
+    def refit():   # a frozen head is shipped fitted on every photo (cross-validation and the validation split measured it)
+        head_fit = fit_frozen_head(learn, r.head, imagenet_classifier(get_arch(s.arch)()), cache, r.mirror, files)
+        if not head_fit['finite']: raise TrainingError("the head fitted on all photos has non-finite weights: no model was exported")
+        return {'head_fit': head_fit, 'metrics_of': f"the head fitted on the training split ({len(learn.dls.train_ds)} photos) and "
+                f"measured on the validation split; the shipped head is the same recipe fitted on all {len(files)} photos"}
+    return export_model(learn, s, files, dest, root=root, folds=group_folds(files, groups, 5, s.seed), held=held, cache=cache,
+                        refit=refit if r.head else None, extra={
         'recipe': asdict(r), 'train_seconds': round(time.time() - t0, 1), **how,
         'near_duplicates': {'max_distance': max_distance, 'groups_merged': len(groups),
                             'files_in_groups': sum(map(len, groups))}, **(extra or {})})
@@ -466,12 +510,12 @@ def _candidates(text:str)->list:
     return names
 
 
-def _cv_record(cv:dict, best:str)->dict:
+def _cv_record(s:Settings, cv:dict, best:str)->dict:
     "What the card keeps of the recipe comparison."
     return {'recipe_cv': {n: {'error': c['error'], 'n_wrong': len(c['wrong']), 'fold_errors': c['fold_errors'], 'seconds': c['seconds'],
-                              'recipe': asdict(CANDIDATES[n])} for n, c in cv.items()},
+                              'recipe': asdict(recipe_for(s, n))} for n, c in cv.items()},
             'chosen_recipe': best, 'chosen_by': 'in-source 5-fold cross-validated error (folds keep near-duplicates together); '
-                                                'a tie goes to the first listed' if cv else 'the only candidate'}
+                                                'tied frozen heads are also tried averaged, and that average wins a tie; any other tie goes to the first listed' if cv else 'the only candidate'}
 
 def _summary(info:dict, cv:dict, best:str, card:Path, n_bad:int, secs:float)->str:
     "bear-train's last line: what it wrote, the recipe and its CV error, the validation error, the expected not-a-bear rate."
@@ -516,13 +560,13 @@ def _train(argv):
           f"{len(held['none'])} of none of them ({_shown(s.eval_none_path)})", flush=True)
     with run_lock(Path(a.models or s.models_path)):   # one bear-train per models folder; a second is refused, naming this one
         if len(names) > 1: print(f"cross-validating {', '.join(names)} on {len(files)} photos (5 folds, near-duplicates together):", flush=True)
-        cv = compare_recipes(s, files, names, 5, a.size or None, a.epochs or s.epochs) if len(names) > 1 else {}
+        cache = {}   # decoded photos and the frozen network's features: one pass serves CV, training and the detector
+        cv = compare_recipes(s, files, names, 5, a.size, a.epochs, cache=cache) if len(names) > 1 else {}
         best = choose_recipe(cv) if cv else names[0]
-        r = dataclasses.replace(CANDIDATES[best], size=a.size or (s.img_size if CANDIDATES[best].head else CANDIDATES[best].size),
-                                **({} if CANDIDATES[best].head else {'epochs': a.epochs or s.epochs}))
+        r = recipe_for(s, best, a.size, a.epochs)
         print(f"chose {best}; training it and exporting", flush=True)
-        card = train_and_export(s, files, a.models, r, root=root, held=held, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
-                                                                       **_cv_record(cv, best)})
+        card = train_and_export(s, files, a.models, r, root=root, held=held, cache=cache, extra={'skipped': {k: bad[f] for k, f in zip(_relative(bad, root), sorted(bad))},
+                                                                       **_cv_record(s, cv, best)})
         info = ModelBundle(card).amend({'command': {'size': a.size, 'epochs': a.epochs, 'candidates': names, 'total_seconds': round(time.time() - t0, 1)}})
         print(_summary(info, cv, best, card, len(bad), time.time() - t0))   # every export is kept as a version, for shadow runs and roll-back (06_monitor)
         print(f"kept as version {info['bundle']['version']} (set [app] candidate or [paths] model_name to it to try it or roll back to it)")
