@@ -16,6 +16,7 @@ import ipywidgets as widgets
 from PIL import Image
 from .bundle import ModelBundle, ModelError
 from .config import get_settings
+from .core import release_memory
 from .images import ImageError, thumbnail
 from .monitor import NOT_ANY, InboxFull, monitor_settings
 from fastcore.basics import patch
@@ -97,6 +98,7 @@ def _load_predictor():
     from bear_app.predict import Predictor
     p = Predictor(threads=1)   # one thread per visitor's kernel: measured faster on 2 cores than a spinning pool
     p.predict(Image.new('RGB', (64, 64)))  # warm-up: the first run of an ONNX session is slower
+    release_memory()   # what loading freed goes back to the system, not into this kernel's heap
     return p
 
 _loading = None
@@ -362,7 +364,9 @@ def on_click_classify(self:BearApp, btn=None):
         self._say(f"Too many photos at once: you chose {chosen}; one Classify answers at most {s.max_photos}, so the first "
                   f"{s.max_photos} are answered below. Choose the others again." if chosen > len(files) else
                   _summary(self.results) if len(files) > 1 else '')
-    finally: self.btn_run.description, self.btn_run.disabled = 'Classify', not self.btn_upload.value
+    finally:
+        self.btn_run.description, self.btn_run.disabled = 'Classify', not self.btn_upload.value
+        release_memory()   # the photos' decodes are freed: hand their memory back (`bear_app.core`)
 
 # %% ../nbs/05_app.ipynb #d0a98200
 UNAVAILABLE = "Sorry, the classifier is unavailable right now (its model could not be loaded). Please try again later."

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['DECISION_FIELDS', 'fsync_dir', 'disk_full', 'atomic_write', 'append_jsonl', 'read_jsonl', 'file_sha256',
-           'fingerprint', 'write_decisions']
+           'fingerprint', 'write_decisions', 'release_memory']
 
 # %% ../nbs/00b_core.ipynb #bf4da88f
 import csv, errno, hashlib, json, os, shutil, sys, uuid
@@ -102,3 +102,16 @@ def write_decisions(rows:list,  # dicts with (some of) `DECISION_FIELDS`; other 
     "Write decision rows as the CSV `bear-clean apply` reads."
     w = csv.DictWriter(f or sys.stdout, fieldnames=DECISION_FIELDS, extrasaction='ignore', lineterminator='\n')
     w.writeheader(); w.writerows(rows)
+
+# %% ../nbs/00b_core.ipynb #b2d1f8a3
+_libc = []
+
+def release_memory()->bool: # True when the C library was asked (glibc), False where it has no `malloc_trim`
+    "Hand the heap memory that big decodes and set-up freed back to the operating system (glibc's `malloc_trim(0)`)."
+    import ctypes, ctypes.util
+    if not _libc:
+        try: _libc.append(ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim)
+        except (OSError, AttributeError): _libc.append(None)
+    if _libc[0] is None: return False
+    _libc[0](0)
+    return True

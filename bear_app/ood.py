@@ -171,12 +171,14 @@ class ConceptKNNDetector(KNNDetector):
                  scales:dict,               # {part: (median, q99)} for the parts 'knn', 'concept' and 'neighbours'
                  norms:np.ndarray|None=None, # the lengths of `ref`'s rows before normalising (M,): gives their concept codes
                  info:dict|None=None):
-        super().__init__(np.asarray(ref, np.float16).astype(np.float32), k, hard, threshold, info)   # as saved, as for `W`
+        super().__init__(ref, k, hard, threshold, info)
         self.W = np.asarray(imagenet[0], np.float16).astype(np.float32)   # as saved: calibrated on what ships
         self.b = np.asarray(imagenet[1], np.float32)
         self.profiles, self.scales = np.asarray(profiles, np.float32), {n: tuple(map(float, v)) for n, v in scales.items()}
         self.norms = None if norms is None else np.asarray(norms, np.float32)
-        self.codes = None if norms is None else concept_codes(imagenet_logits(self.ref * self.norms[:, None], self.W, self.b))
+        self.codes = None if norms is None else np.empty((len(self.ref), len(self.b)), np.float32)
+        for i in range(0, len(self.ref) if norms is not None else 0, 128):   # in chunks: no 10 MB temporaries left in the heap of every kernel
+            self.codes[i:i+128] = concept_codes(imagenet_logits(self.ref[i:i+128] * self.norms[i:i+128, None], self.W, self.b))
     def parts(self, F:np.ndarray)->dict:
         "The raw scores of raw features `F` (N,D): kNN distance, concept mismatch and (with `norms`) concept-neighbour distance."
         Z = imagenet_logits(F, self.W, self.b)
@@ -218,7 +220,8 @@ def fit_concept_detector(F:np.ndarray,         # raw features of the training ph
     "Fit and calibrate a `ConceptKNNDetector`: scales from out-of-fold scores and the photos from `elsewhere`, in-source thresholds from out-of-fold scores, the not-a-bear threshold raised to hold on the photos from `elsewhere`."
     y, n, D = np.asarray(y), int(np.max(y)) + 1, F.shape[1]
     allF = F if copies is None else np.concatenate([F, copies.reshape(-1, D)])
-    ref, norms = l2_normalise(allF), np.linalg.norm(np.asarray(allF, np.float32), axis=1)
+    ref = l2_normalise(allF).astype(np.float16).astype(np.float32)   # as saved: calibrated on what ships, as `W` is
+    norms = np.linalg.norm(np.asarray(allF, np.float32), axis=1)
     det = ConceptKNNDetector(ref, k, 0., 0., imagenet, concept_profiles(imagenet_probs(F, *imagenet), y, n), {}, norms)
     C = None if copies is None else ref[len(F):].reshape(copies.shape)
     codes = det.codes[:len(F)], None if copies is None else det.codes[len(F):].reshape(*copies.shape[:2], -1)
