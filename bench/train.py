@@ -11,7 +11,7 @@ from pathlib import Path
 from bear_app.config import get_settings
 from bear_app.images import NEAR_DUP_BITS, near_duplicate_groups
 from bear_app.train import (BOOK, FINETUNE, OURS, PRESIZE, GroupedSplitter, cross_validate, dataset_files, held_out_files, judge,
-                            train_learner, validation_metrics)
+                            recipe_for, train_learner, validation_metrics)
 
 R = dataclasses.replace
 VARIANTS = {
@@ -67,6 +67,7 @@ def main():
     ap.add_argument('--bear-train', action='store_true', help='also time bear-train with the shipped settings (first)')
     a = ap.parse_args()
     s = get_settings()
+    VARIANTS['ours'] = recipe_for(s, OURS.name)   # at the settings' img_size, as bear-train runs it
     if a.bear_train: bear_train_run()
     files = sorted(dataset_files(s))
     elsewhere = held_out_files(s, files)['eval']
