@@ -1,7 +1,14 @@
 "Shared test set-up: the real data's location, and a guard that fails any test reaching past loopback."
-import os, socket
+import os, signal, socket
 from pathlib import Path
 import pytest
+
+# The commands the tests start must take Ctrl-C as they do at a terminal. A test run started in the background by a
+# shell without job control (`make test &`, a CI runner's `cmd &`) has SIGINT ignored, and an ignored signal stays
+# ignored in every child: each command would then keep running through a Ctrl-C (as `bear_app.commands` means it to
+# for a background job), and the Ctrl-C tests would test nothing. A Python handler is not inherited: children start
+# with the default action.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN: signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 BEAR_DATA = Path(os.environ.get('BEAR_DATA', ROOT.parent/'shared'/'data'/'bears')).resolve()
