@@ -390,7 +390,6 @@ def export_model(learn:Learner, s:Settings, files:list, dest:Path|None=None, ext
                  held:dict|None=None, # `held_out_files`: photos from another source to judge and calibrate on (default: none)
                  cache:dict|None=None, # `frozen_features`' cache, if `learn` was trained with one
                  refit=None)->Path: # called once the validation metrics and confusion matrix are taken, before the export; returns card entries
-
     "Export `learn` to `dest` (default: the settings' models folder) as one `ModelBundle`: .pkl, .onnx, .png, the not-a-bear detector (.ood.json, .ood.npz) and the .json card, published whole; return the card's path."
     bundle = ModelBundle(Path(dest or s.models_path)/s.model_name)
     pre = preprocessing(learn)
