@@ -135,10 +135,10 @@ def imagenet_logits(F:np.ndarray, # pooled features (N,D)
     F, W = np.asarray(F, np.float32), np.asarray(W, np.float32)
     return (np.einsum('nd,kd->nk', F, W) if len(F) <= 2 else F @ W.T) + b   # a photo or two: no BLAS threads (`kth_distance`)
 
-def softmax(Z:np.ndarray)->np.ndarray: # (N,K) probabilities
-    "Row-wise softmax of logits `Z` (N,K)."
-    e = np.exp(Z - Z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+def softmax(z:np.ndarray)->np.ndarray: # probabilities, the shape of `z`
+    "Softmax of logits `z` over the last axis (the predictor's too)."
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 def imagenet_probs(F:np.ndarray, W:np.ndarray, b:np.ndarray)->np.ndarray: # (N,1000) probabilities
     "What the pretrained network recognises in each photo: the softmax of its ImageNet layer (`imagenet_logits`) on the pooled features."

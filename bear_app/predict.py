@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'shrink', 'crop_box', 'fastai_resize', 'to_input', 'onnx_is_stale', 'build_from_learner', 'load_model',
-           'ood_path', 'softmax', 'default_model', 'CpuModel', 'vocab_mismatch', 'Predictor', 'reason',
-           'sample_ood_images', 'fastai_probs', 'format_line', 'main']
+           'ood_path', 'default_model', 'CpuModel', 'vocab_mismatch', 'Predictor', 'reason', 'sample_ood_images',
+           'fastai_probs', 'format_line', 'main']
 
 # %% ../nbs/04_predict.ipynb #5467fdee
 import json, os, re, sys, threading, warnings
@@ -18,7 +18,7 @@ from .bundle import RUNNABLE, ModelBundle, ModelError, cached_model, is_lfs_poin
 from .config import CommandParser, UsageError, cli, get_settings
 from .core import atomic_write, file_sha256
 from .images import ImageError, open_image, skipped_lines, visible_files
-from .ood import DETECTOR_METHODS, load_detector
+from .ood import DETECTOR_METHODS, load_detector, softmax
 from fastcore.basics import patch
 
 # %% ../nbs/04_predict.ipynb #45c61a6d
@@ -157,11 +157,6 @@ def ood_path(model:Path)->Path:
     return ModelBundle(model).path('detector')
 
 # %% ../nbs/04_predict.ipynb #a8580ab1
-def softmax(z:np.ndarray)->np.ndarray:
-    "Softmax over the last axis."
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
 def default_model()->Path:
     "The ONNX model named by settings.ini (`models/bear_model.onnx`)."
     return ModelBundle.of(get_settings()).path('onnx')

@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bear_app.config import read_settings
 from bear_app.images import image_files, near_duplicate_groups, open_image, NEAR_DUP_BITS
-from bear_app.predict import to_input, sample_ood_images, softmax
+from bear_app.predict import to_input, sample_ood_images
 from bear_app.train import fit_linear_head, group_folds
 from bear_app.ood import (BANK_COPIES, KNNDetector, bank_copies, fit_concept_detector, fit_detector, kth_distance, l2_normalise,
-                          thresholds, wilson_interval)
+                          softmax, thresholds, wilson_interval)
 
 IMAGENET_PRE = {'size': [224, 224], 'method': 'crop', 'mean': [0.5]*3, 'std': [0.5]*3, 'presize': None, 'draft': 448}  # the frozen recipes' input
 
