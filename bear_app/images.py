@@ -98,11 +98,12 @@ def sniff_format(head:bytes, # the first bytes of a file (16 are enough)
     return next((ext for magic, ext in _MAGIC if head.startswith(magic)), None)
 
 def plainly_not_an_image(head:bytes)->str|None:
-    "What a file's first bytes show it to be when that is plainly not a picture (an HTML page, XML/SVG, JSON), else None."
+    "What a file's first bytes show it to be when that is plainly not a picture (an HTML page, XML/SVG, JSON, an INI file), else None."
     s = head.lstrip()[:64].lower()
     if s.startswith((b'<!doctype html', b'<html', b'<head', b'<body')) or b'<html' in s: return 'an HTML page'
     if s.startswith((b'<?xml', b'<svg')): return 'XML/SVG'
-    if s.startswith((b'{', b'[')): return 'JSON'
+    if re.match(rb'\[[a-z_][\w .-]*\]\s', s): return 'a settings (INI) file'   # `[categories]`: a section, not a JSON list
+    if re.match(rb'\{|\[\s*([\[{"\d\]-]|true|false|null)', s): return 'JSON'
     return None
 
 def describe_bytes(head:bytes)->str:
