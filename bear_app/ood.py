@@ -176,9 +176,11 @@ class ConceptKNNDetector(KNNDetector):
         self.b = np.asarray(imagenet[1], np.float32)
         self.profiles, self.scales = np.asarray(profiles, np.float32), {n: tuple(map(float, v)) for n, v in scales.items()}
         self.norms = None if norms is None else np.asarray(norms, np.float32)
-        self.codes = None if norms is None else np.empty((len(self.ref), len(self.b)), np.float32)
-        for i in range(0, len(self.ref) if norms is not None else 0, 128):   # in chunks: no 10 MB temporaries left in the heap of every kernel
-            self.codes[i:i+128] = concept_codes(imagenet_logits(self.ref[i:i+128] * self.norms[i:i+128, None], self.W, self.b))
+        self.codes = None
+        if norms is not None:   # in chunks: no 10 MB temporaries left in the heap of every kernel
+            self.codes = np.empty((len(self.ref), len(self.b)), np.float32)
+            for i in range(0, len(self.ref), 128):
+                self.codes[i:i+128] = concept_codes(imagenet_logits(self.ref[i:i+128] * self.norms[i:i+128, None], self.W, self.b))
     def parts(self, F:np.ndarray)->dict:
         "The raw scores of raw features `F` (N,D): kNN distance, concept mismatch and (with `norms`) concept-neighbour distance."
         Z = imagenet_logits(F, self.W, self.b)

@@ -477,7 +477,7 @@ def train_and_export(s:Settings, files:list, dest:Path|None=None, recipe:Recipe|
                      held:dict|None=None, # `held_out_files`, to judge and calibrate on
                      cache:dict|None=None)->Path: # decoded photos and frozen features shared with `compare_recipes`
     "Split `files` keeping near-duplicates together, train with `recipe`, export with a model card; return the card's path."
-    t0, r = time.time(), recipe or dataclasses.replace(OURS, size=s.img_size)
+    t0, r = time.time(), recipe or recipe_for(s, OURS.name)
     cache = {} if cache is None else cache
     files = sorted(files)
     groups = near_duplicate_groups(files, max_distance)
